@@ -237,7 +237,6 @@ class Metrics:
             self.skipped_files.labels(reason=reason)
 
 
-
 def process_registry() -> CollectorRegistry:
     """Return a registry holding the process and platform collectors.
 

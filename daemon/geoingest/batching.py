@@ -1,0 +1,146 @@
+"""Batching: features from many files gathered into one batch, flushed by policy.
+
+A file is the unit of a batch: all of its features go into the same batch, so
+a source file is disposed of exactly when one batch commits. A batch is
+flushed when it holds ``batch_max_features`` features or ``batch_max_bytes``
+bytes, when its oldest file has waited ``batch_max_age_s``, and at shutdown.
+Adding a file that would overflow a non-empty batch flushes the batch first,
+so a batch only exceeds a limit when a single file does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from geoingest.discovery import Candidate
+    from geoingest.workers import Ingested
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    """When a batch must be flushed.
+
+    Example:
+        >>> policy = FlushPolicy(max_features=10, max_bytes=1000, max_age_s=5.0)
+        >>> policy.overflow(features=8, nbytes=100, more_features=3, more_bytes=10)
+        'features'
+        >>> policy.full(features=10, nbytes=100)
+        'features'
+        >>> policy.full(features=3, nbytes=100) is None
+        True
+    """
+
+    max_features: int
+    max_bytes: int
+    max_age_s: float
+
+    def full(self, features: int, nbytes: int) -> str | None:
+        """Return the trigger that a batch of this size has reached, if any."""
+        if features >= self.max_features:
+            return "features"
+        if nbytes >= self.max_bytes:
+            return "bytes"
+        return None
+
+    def overflow(
+        self, features: int, nbytes: int, more_features: int, more_bytes: int
+    ) -> str | None:
+        """Return the trigger that adding ``more`` to a non-empty batch would pass, if any."""
+        if features and features + more_features > self.max_features:
+            return "features"
+        if nbytes and nbytes + more_bytes > self.max_bytes:
+            return "bytes"
+        return None
+
+    def expired(self, age_s: float) -> bool:
+        """Whether a batch whose oldest file has waited ``age_s`` must be flushed."""
+        return age_s >= self.max_age_s
+
+
+@dataclass(slots=True)
+class Batch:
+    """Files whose features will be committed together."""
+
+    files: list[tuple[Candidate, Ingested]] = field(default_factory=list)
+    features: int = 0
+    nbytes: int = 0
+    opened_at: float = 0.0
+
+    def add(self, candidate: Candidate, result: Ingested) -> None:
+        """Append one file's features."""
+        if not self.files:
+            self.opened_at = time.monotonic()
+        self.files.append((candidate, result))
+        self.features += result.features
+        self.nbytes += len(result.body)
+
+    def bodies(self) -> list[bytes]:
+        """The encoded features of every file, in the order they were added."""
+        return [result.body for _, result in self.files if result.body]
+
+    def age_s(self) -> float:
+        """Seconds since the first file was added, 0 for an empty batch."""
+        return time.monotonic() - self.opened_at if self.files else 0.0
+
+
+Committer = Callable[[Batch, str], Awaitable[None]]
+
+
+class Batcher:
+    """Collects ingested files and hands full batches to ``commit``.
+
+    Args:
+        policy: When to flush.
+        commit: Writes a batch durably and disposes of its sources; called with
+            the batch and the trigger, one batch at a time. It returns only once
+            the batch is committed (it retries on its own).
+    """
+
+    def __init__(self, policy: FlushPolicy, commit: Committer) -> None:
+        self.policy = policy
+        self._commit = commit
+        self._batch = Batch()
+        self._lock = asyncio.Lock()
+
+    @property
+    def pending_files(self) -> int:
+        """Files in the batch not yet committed."""
+        return len(self._batch.files)
+
+    async def add(self, candidate: Candidate, result: Ingested) -> None:
+        """Add one file, flushing before or after as the policy says."""
+        async with self._lock:
+            batch = self._batch
+            trigger = self.policy.overflow(
+                batch.features, batch.nbytes, result.features, len(result.body)
+            )
+            if trigger:
+                await self._flush_locked(trigger)
+            self._batch.add(candidate, result)
+            trigger = self.policy.full(self._batch.features, self._batch.nbytes)
+            if trigger:
+                await self._flush_locked(trigger)
+
+    async def flush(self, trigger: str) -> None:
+        """Commit the current batch now, if it holds anything."""
+        async with self._lock:
+            await self._flush_locked(trigger)
+
+    async def flush_when_old(self, tick_s: float = 0.1) -> None:
+        """Run forever, flushing the batch whenever its oldest file is old enough."""
+        while True:
+            await asyncio.sleep(tick_s)
+            if self._batch.files and self.policy.expired(self._batch.age_s()):
+                await self.flush("age")
+
+    async def _flush_locked(self, trigger: str) -> None:
+        batch = self._batch
+        if not batch.files:
+            return
+        self._batch = Batch()
+        await self._commit(batch, trigger)

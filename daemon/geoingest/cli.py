@@ -1,0 +1,147 @@
+"""The ``geoingest`` command: run, once, validate, check-config.
+
+Every setting is an option of ``run``, ``once`` and ``check-config``, built
+from :data:`geoingest.config.OPTIONS`; the TOML file and the environment
+accept the same names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from geoingest import __version__
+from geoingest.config import OPTIONS, ConfigError, Settings, load
+from geoingest.exitcodes import ExitCode
+
+_DESCRIPTION = "Turn drop folders of GeoJSON files into validated, batched, durable output."
+_COMMANDS = {
+    "run": "Ingest what is in the input folders, then watch them for new files until stopped.",
+    "once": "Ingest what is in the input folders now, then exit.",
+    "check-config": "Check the configuration and the folders; exit 0 when they are usable.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="geoingest", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"geoingest {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in _COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_setting_options(sub)
+    validate = commands.add_parser(
+        "validate",
+        help="Check GeoJSON files against RFC 7946 and print one line per problem.",
+        description="Check GeoJSON files against RFC 7946. Prints one line per problem as "
+        "PATH: RULE at POINTER: MESSAGE and exits 1 when any file has an error (warnings "
+        "alone exit 0).",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="The files to check.")
+    return parser
+
+
+def _add_setting_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="A TOML file of settings; the command line and GEOINGEST_* environment variables "
+        "override it (default: none).",
+    )
+    for option in OPTIONS:
+        parser.add_argument(
+            option.flag,
+            dest=option.key,
+            action="append" if option.repeatable else "store",
+            metavar=option.metavar or option.key.upper(),
+            help=f"{option.help} (default: {option.default}; environment: {option.env})",
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geoingest`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "validate":
+        return validate_files(args.files)
+    try:
+        settings = settings_from(args)
+    except ConfigError as exc:
+        print(f"geoingest: configuration error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    if args.command == "check-config":
+        return check_config(settings)
+
+    from geoingest import logs
+    from geoingest.service import serve
+
+    logs.configure(settings.log_level, settings.log_format)
+    return int(serve(settings, once=args.command == "once"))
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Merge the parsed command line with the environment and the config file."""
+    cli = {option.key: getattr(args, option.key) for option in OPTIONS}
+    return load(cli, os.environ, args.config)
+
+
+def check_config(settings: Settings) -> ExitCode:
+    """Report whether the settings and folders are usable, as ``check-config`` does."""
+    problems = [
+        f"input: {root.path} does not exist or is not a folder"
+        for root in settings.inputs
+        if not root.path.is_dir()
+    ]
+    for key in ("output", "state_dir", "quarantine_dir", "done_dir"):
+        folder = getattr(settings, key)
+        if folder is not None:
+            problem = _creatable_problem(folder)
+            if problem:
+                problems.append(f"{key}: {problem}")
+    for problem in problems:
+        print(f"geoingest: configuration error: {problem}", file=sys.stderr)
+    if problems:
+        return ExitCode.USAGE
+    print("configuration ok")
+    return ExitCode.OK
+
+
+def _creatable_problem(folder: Path) -> str | None:
+    """Why ``folder`` could not be used as a writable folder, without creating it."""
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def validate_files(paths: Sequence[str]) -> ExitCode:
+    """Validate files and print one line per problem, as ``geoingest validate`` does."""
+    from geoingest.geojson import check_bytes
+
+    worst = ExitCode.OK
+    for path in paths:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            print(f"{path}: io-error at #: {exc.strerror}")
+            worst = ExitCode.PROBLEMS
+            continue
+        for problem in check_bytes(raw):
+            kind = " (warning)" if problem.warning else ""
+            print(f"{path}: {problem.rule} at #{problem.pointer}: {problem.message}{kind}")
+            if not problem.warning:
+                worst = ExitCode.PROBLEMS
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

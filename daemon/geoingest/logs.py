@@ -1,0 +1,80 @@
+"""Logging: structlog configured once, JSON lines or a console format.
+
+Values are made safe for one-line logs: file names are bytes on Linux and
+may hold newlines, control characters or bytes that are not UTF-8, so every
+string value is escaped before it is rendered.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+import structlog
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(value: str | PurePath) -> str:
+    """Return text that shows any file name on one line, reversibly enough to find it.
+
+    Example:
+        >>> printable("bad\\nname\\udcff.geojson")
+        'bad\\\\nname\\\\xff.geojson'
+    """
+    text = str(value)
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.translate(_CONTROL)
+
+
+def _escape_values(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str | PurePath):
+            event[key] = printable(value)
+    return event
+
+
+def _dumps(obj: Any, **_kw: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def configure(level: str = "info", fmt: str | None = None) -> None:
+    """Configure structlog for the whole process.
+
+    Args:
+        level: The least severe level written: debug, info, warning or error.
+        fmt: ``json`` or ``console``; by default console on a terminal, json otherwise.
+    """
+    if fmt is None:
+        fmt = "console" if sys.stdout.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _escape_values,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,267 @@
+"""The pipeline: settled files in, committed batches and quarantined files out.
+
+The dispatcher takes settled files from the bounded queue, at most
+``max_concurrency`` at a time (an ``asyncio.Semaphore``), and hands each to
+the worker pool. What comes back decides the file's fate: its features join
+the batch, it goes to quarantine, or it goes back to discovery to be looked at
+again. Sources are disposed of only once the batch holding their features is
+committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+import structlog
+
+from geoingest import workers
+from geoingest.batching import Batch, Batcher, FlushPolicy
+from geoingest.disposal import dispose
+from geoingest.quarantine import Reason, quarantine
+
+if TYPE_CHECKING:
+    from geoingest.config import Settings
+    from geoingest.discovery import Candidate, Discovery
+    from geoingest.metrics import Metrics
+    from geoingest.sinks import Sink
+
+log = structlog.get_logger("geoingest.pipeline")
+
+WORKER_CRASH_ATTEMPTS = 3
+_FLUSH_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Pipeline:
+    """Moves files from the queue through the workers into batches.
+
+    Args:
+        settings: The run's settings.
+        queue: Settled files, filled by discovery.
+        discovery: Told when the pipeline is done with each file.
+        metrics: Where counts and timings go.
+        sink: Commits batches.
+        on_flush_trouble: Called with a reason while commits fail, and with
+            ``None`` once a commit succeeds again (readiness follows it).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: asyncio.Queue[Candidate],
+        discovery: Discovery,
+        metrics: Metrics,
+        sink: Sink,
+        on_flush_trouble: Callable[[str | None], None] = lambda reason: None,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.discovery = discovery
+        self.metrics = metrics
+        self.sink = sink
+        self.totals: Counter[str] = Counter()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self._pool = workers.make_pool(settings.workers)
+        self._crashes: Counter[str] = Counter()
+        self._on_flush_trouble = on_flush_trouble
+        policy = FlushPolicy(
+            settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
+        )
+        self.batcher = Batcher(policy, self._commit)
+        metrics.concurrency_limit.set(settings.max_concurrency)
+
+    @property
+    def busy(self) -> bool:
+        """Whether files are queued, in a worker, or waiting in an uncommitted batch."""
+        return bool(self.in_flight) or not self.queue.empty() or self.batcher.pending_files > 0
+
+    async def dispatch(self) -> None:
+        """Take files from the queue and start one task per file, forever."""
+        while True:
+            candidate = await self.queue.get()
+            await self._semaphore.acquire()
+            task = asyncio.create_task(self._handle(candidate))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+
+    def close(self) -> None:
+        """Stop the worker processes; files still in them are abandoned."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _handle(self, candidate: Candidate) -> None:
+        try:
+            result = await self._process(candidate)
+        finally:
+            self._semaphore.release()
+        await self._route(candidate, result)
+
+    async def _process(self, candidate: Candidate) -> workers.Result:
+        """Run one file through a worker, replacing the pool when a worker dies."""
+        job = workers.Job(
+            path=str(candidate.path),
+            size=candidate.size,
+            mtime_ns=candidate.mtime_ns,
+            precision=self.settings.precision,
+            max_file_bytes=self.settings.max_file_bytes,
+            output_format=self.settings.output_format,
+        )
+        loop = asyncio.get_running_loop()
+        while True:
+            pool = self._pool
+            started = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(pool, workers.process_file, job)
+            except BrokenProcessPool:
+                if self._record_crash(candidate, pool):
+                    continue
+                return workers.Rejected(
+                    sha256="",
+                    size=candidate.size,
+                    rule="worker-crash",
+                    pointer="",
+                    message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file",
+                )
+            self.metrics.file_processing_duration_seconds.observe(time.perf_counter() - started)
+            return result
+
+    def _record_crash(self, candidate: Candidate, pool: ProcessPoolExecutor) -> bool:
+        """Replace a broken pool; return whether the file deserves another try."""
+        if pool is self._pool:
+            log.error("worker_pool_broken", replacing=True)
+            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = workers.make_pool(self.settings.workers)
+        key = str(candidate.path)
+        self._crashes[key] += 1
+        if self._crashes[key] < WORKER_CRASH_ATTEMPTS:
+            return True
+        del self._crashes[key]
+        return False
+
+    async def _route(self, candidate: Candidate, result: workers.Result) -> None:
+        match result:
+            case workers.Ingested():
+                self.metrics.input_bytes.inc(result.size)
+                await self.batcher.add(candidate, result)
+            case workers.Rejected():
+                self.metrics.input_bytes.inc(result.size)
+                reason = Reason(result.rule, result.pointer, result.message, result.sha256)
+                await self._quarantine(candidate, reason)
+            case workers.Unready(vanished=True):
+                self._finish(candidate, "vanished", remember=False)
+            case workers.Unready():
+                log.debug("file_not_ready", path=candidate.path, reason=result.reason)
+                self.discovery.release(candidate, remember=False)
+            case workers.Skipped():
+                self.metrics.skipped_files.labels(reason=result.reason).inc()
+                self.discovery.release(candidate, remember=True)
+            case workers.Failed():
+                log.warning("file_failed", path=candidate.path, error=result.message)
+                self._finish(candidate, "error", remember=True)
+
+    async def _quarantine(self, candidate: Candidate, reason: Reason) -> None:
+        try:
+            target = await asyncio.to_thread(
+                quarantine, candidate, reason, self.settings.quarantine_dir
+            )
+        except OSError as exc:
+            log.error(
+                "quarantine_failed", path=candidate.path, rule=reason.rule, error=exc.strerror
+            )
+            self._finish(candidate, "error", remember=True)
+            return
+        log.info(
+            "file_quarantined",
+            path=candidate.path,
+            rule=reason.rule,
+            pointer=reason.pointer,
+            message=reason.message,
+            quarantined_as=target,
+        )
+        self.metrics.files_rejected.labels(rule=reason.rule).inc()
+        self._finish(candidate, "quarantined", remember=False)
+
+    def _finish(self, candidate: Candidate, outcome: str, *, remember: bool) -> None:
+        self.totals[outcome] += 1
+        self.metrics.files_processed.labels(source=candidate.root.name, outcome=outcome).inc()
+        self.discovery.release(candidate, remember=remember)
+
+    async def _commit(self, batch: Batch, trigger: str) -> None:
+        """Make a batch durable, retrying until it is, then dispose of its sources."""
+        started = time.perf_counter()
+        name, nbytes = await self._write_until_durable(batch)
+        duration_s = time.perf_counter() - started
+        self._count_commit(batch, trigger, nbytes, duration_s)
+        log.info(
+            "batch_written",
+            name=name,
+            features=batch.features,
+            files=len(batch.files),
+            bytes=nbytes,
+            trigger=trigger,
+            duration_s=round(duration_s, 4),
+        )
+        failed = await asyncio.to_thread(self._dispose_all, batch)
+
+        # A file that could not be disposed of stays where it is; remember it
+        # so that this run does not ingest its features a second time.
+        keep = self.settings.on_success == "keep"
+        for candidate, _ in batch.files:
+            self._finish(candidate, "ingested", remember=keep or candidate in failed)
+
+    async def _write_until_durable(self, batch: Batch) -> tuple[str | None, int]:
+        if batch.features == 0:
+            return None, 0
+        attempt = 0
+        while True:
+            try:
+                commit = await asyncio.to_thread(self.sink.commit, batch)
+            except OSError as exc:
+                delay_s = _FLUSH_BACKOFF_S[min(attempt, len(_FLUSH_BACKOFF_S) - 1)]
+                attempt += 1
+                self.metrics.batch_flush_failures.inc()
+                self._on_flush_trouble(f"cannot commit a batch: {exc.strerror}")
+                log.error(
+                    "batch_write_failed",
+                    error=exc.strerror,
+                    attempt=attempt,
+                    retry_in_s=delay_s,
+                    features=batch.features,
+                )
+                await asyncio.sleep(delay_s)
+                continue
+            if attempt:
+                self._on_flush_trouble(None)
+            return commit.name, commit.nbytes
+
+    def _count_commit(self, batch: Batch, trigger: str, nbytes: int, duration_s: float) -> None:
+        now = time.time()
+        self.metrics.batches_flushed.labels(trigger=trigger).inc()
+        self.metrics.batch_flush_duration_seconds.observe(duration_s)
+        self.metrics.last_flush_timestamp_seconds.set(now)
+        self.metrics.features_written.inc(batch.features)
+        self.metrics.output_bytes.inc(nbytes)
+        self.totals["features"] += batch.features
+        self.totals["batches"] += 1
+        for candidate, _ in batch.files:
+            self.metrics.ingest_lag_seconds.observe(max(0.0, now - candidate.mtime_ns / 1e9))
+
+    def _dispose_all(self, batch: Batch) -> set[Candidate]:
+        """Dispose of every source of a committed batch; return those that failed.
+
+        Runs in a thread: moves and deletes sync folders and may be slow.
+        """
+        on_success, done_dir = self.settings.on_success, self.settings.done_dir
+        failed: set[Candidate] = set()
+        for candidate, _ in batch.files:
+            try:
+                dispose(candidate, on_success, done_dir)
+            except OSError as exc:
+                log.error("dispose_failed", path=candidate.path, error=exc.strerror)
+                failed.add(candidate)
+        return failed

@@ -1,0 +1,99 @@
+"""The folder sink: each batch becomes one file, committed by a rename.
+
+A batch is written to a dot-prefixed temporary file in the output folder,
+synced, renamed to its final name and the folder synced. A reader that globs
+``*.geojson`` or ``*.geojsons`` never sees a partial batch, and after a crash
+at any instant a batch file is either whole or absent.
+
+Names sort by time: ``batch-<UTC time>-<sequence>.geojson``, with the time
+to the microsecond and a sequence that never repeats within one run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from geoingest.files import sync_folder
+from geoingest.sinks import Commit
+
+if TYPE_CHECKING:
+    from geoingest.batching import Batch
+
+TEMP_PREFIX = ".batch-"
+TEMP_SUFFIX = ".tmp"
+_HEADER = b'{"type":"FeatureCollection","features":[\n'
+_FOOTER = b"\n]}\n"
+_SUFFIXES = {"geojson": ".geojson", "geojsonseq": ".geojsons"}
+
+
+class FolderSink:
+    """Commits batches as files in one folder.
+
+    Args:
+        folder: The output folder; it must exist and be writable.
+        output_format: ``geojson`` (an RFC 7946 FeatureCollection per batch) or
+            ``geojsonseq`` (an RFC 8142 text sequence per batch).
+    """
+
+    def __init__(self, folder: Path, output_format: str = "geojson") -> None:
+        self.folder = folder
+        self.output_format = output_format
+        self._suffix = _SUFFIXES[output_format]
+        self._sequence = itertools.count(1)
+
+    def commit(self, batch: Batch) -> Commit:
+        """Write, sync and rename one batch; sync the folder.
+
+        Raises:
+            OSError: The batch could not be made durable; no partial file remains.
+        """
+        name = self._next_name()
+        temp = self.folder / f".{name}{TEMP_SUFFIX}"
+        try:
+            nbytes = self._write(temp, batch.bodies())
+            temp.rename(self.folder / name)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        sync_folder(self.folder)
+        return Commit(name=name, nbytes=nbytes)
+
+    def recover(self) -> int:
+        """Remove temporary files that an interrupted commit left behind."""
+        removed = 0
+        for entry in os.scandir(self.folder):
+            if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _next_name(self) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        micros = f"{time.time_ns() // 1000 % 1_000_000:06d}"
+        return f"batch-{stamp}.{micros}Z-{next(self._sequence):06d}{self._suffix}"
+
+    def _write(self, path: Path, bodies: list[bytes]) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o644)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            if self.output_format == "geojson":
+                nbytes = f.write(_HEADER) + self._write_joined(f, bodies, b",\n") + f.write(_FOOTER)
+            else:
+                nbytes = self._write_joined(f, bodies, b"")
+            f.flush()
+            os.fsync(f.fileno())
+        return nbytes
+
+    @staticmethod
+    def _write_joined(f: BinaryIO, bodies: list[bytes], separator: bytes) -> int:
+        write = f.write
+        nbytes = 0
+        for index, body in enumerate(bodies):
+            if index and separator:
+                nbytes += write(separator)
+            nbytes += write(body)
+        return nbytes

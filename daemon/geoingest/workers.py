@@ -1,0 +1,195 @@
+"""The worker processes: read, hash, parse, validate and transform one file.
+
+Parsing and the per-coordinate work hold the GIL, so they run in a process
+pool and the event loop only ever waits on a future. Each file costs one call
+into the pool: the worker opens the file itself (a plain ``os.read`` is far
+cheaper than an asynchronous read from the event loop) and sends back the
+output bytes already encoded, so the main process only joins and writes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import hashlib
+import multiprocessing
+import os
+import stat
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+RECORD_SEPARATOR = b"\x1e"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a worker needs to process one file."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    precision: int
+    max_file_bytes: int
+    output_format: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """A valid file: its features, ready to be appended to a batch."""
+
+    sha256: str
+    size: int
+    features: int
+    body: bytes
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A file that breaks a rule and belongs in quarantine."""
+
+    sha256: str
+    size: int
+    rule: str
+    pointer: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unready:
+    """A file that vanished or changed since it settled; ``vanished`` tells which."""
+
+    vanished: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Not a regular file once opened (a FIFO or socket swapped in, for example)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """An I/O error other than the file vanishing."""
+
+    message: str
+
+
+Result = Ingested | Rejected | Unready | Skipped | Failed
+
+
+def _init_worker() -> None:
+    # Parsed documents are short-lived and hold no cycles; the cyclic GC only
+    # slows parsing down when many of them are alive at once.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """Start the worker pool.
+
+    ``forkserver`` keeps workers free of the main process's threads (the
+    watcher and the metrics server), which a plain fork would copy mid-lock.
+    """
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
+def process_file(job: Job) -> Result:
+    """Read one file and turn it into output bytes or a rejection.
+
+    Runs inside a worker process. Never raises for anything a file can do.
+    """
+    try:
+        fd = os.open(job.path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return Unready(vanished=True, reason="vanished before it was opened")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return Skipped(reason="symlink")
+        return Failed(message=f"cannot open: {exc.strerror}")
+    try:
+        return _process_open_file(fd, job)
+    except OSError as exc:
+        return Failed(message=f"cannot read: {exc.strerror}")
+    finally:
+        os.close(fd)
+
+
+def _process_open_file(fd: int, job: Job) -> Result:
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        return Skipped(reason="not-regular")
+    if before.st_size > job.max_file_bytes:
+        return Rejected(
+            sha256="",
+            size=before.st_size,
+            rule="file-too-large",
+            pointer="",
+            message=f"the file has {before.st_size} bytes, more than max_file_bytes "
+            f"({job.max_file_bytes})",
+        )
+    raw = _read_all(fd, before.st_size, job.max_file_bytes)
+
+    # A file that grew, shrank or was rewritten while it was read is not
+    # complete: hand it back to be settled again rather than judge it.
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(
+        raw
+    ) != before.st_size:
+        return Unready(vanished=False, reason="changed while it was read")
+    if (before.st_size, before.st_mtime_ns) != (job.size, job.mtime_ns):
+        return Unready(vanished=False, reason="changed after it settled")
+    return _judge(raw, job)
+
+
+def _read_all(fd: int, size: int, limit: int) -> bytes:
+    chunks = []
+    remaining = min(size, limit) + 1
+    while remaining > 0:
+        chunk = os.read(fd, remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _judge(raw: bytes, job: Job) -> Result:
+    from geoingest.geojson import Accepted, ingest_document
+
+    digest = hashlib.sha256(raw).hexdigest()
+    outcome = ingest_document(raw, job.precision)
+    if isinstance(outcome, Accepted):
+        return Ingested(
+            sha256=digest,
+            size=len(raw),
+            features=len(outcome.features),
+            body=encode_features(outcome.features, job.output_format),
+            warnings=tuple(sorted({problem.rule for problem in outcome.warnings})),
+        )
+    first = outcome.problems[0]
+    return Rejected(
+        sha256=digest,
+        size=len(raw),
+        rule=first.rule,
+        pointer=first.pointer,
+        message=first.message,
+    )
+
+
+def encode_features(features: list[bytes], output_format: str) -> bytes:
+    """Join encoded features the way the output format separates them.
+
+    Example:
+        >>> encode_features([b"{}", b"[]"], "geojson")
+        b'{},\\n[]'
+        >>> encode_features([b"{}"], "geojsonseq")
+        b'\\x1e{}\\n'
+    """
+    if output_format == "geojsonseq":
+        return b"".join(RECORD_SEPARATOR + feature + b"\n" for feature in features)
+    return b",\n".join(features)

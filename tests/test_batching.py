@@ -1,0 +1,75 @@
+"""The flush policy and the batcher."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from geoingest.batching import Batch, Batcher, FlushPolicy
+from geoingest.config import InputRoot
+from geoingest.discovery import Candidate
+from geoingest.workers import Ingested
+
+ROOT = InputRoot("drop", Path("/drop"))
+
+
+def _file(name: str, features: int, body_bytes: int = 10) -> tuple[Candidate, Ingested]:
+    candidate = Candidate(ROOT, ROOT.path / name, body_bytes, 0, "backfill")
+    return candidate, Ingested("0" * 64, body_bytes, features, b"x" * body_bytes, ())
+
+
+async def _run(
+    policy: FlushPolicy, files: list[tuple[Candidate, Ingested]]
+) -> list[tuple[int, str]]:
+    flushed: list[tuple[int, str]] = []
+
+    async def commit(batch: Batch, trigger: str) -> None:
+        flushed.append((batch.features, trigger))
+
+    batcher = Batcher(policy, commit)
+    for candidate, result in files:
+        await batcher.add(candidate, result)
+    return flushed
+
+
+def test_flushes_when_the_feature_limit_is_reached() -> None:
+    policy = FlushPolicy(max_features=10, max_bytes=10**9, max_age_s=60)
+    flushed = asyncio.run(_run(policy, [_file("a", 4), _file("b", 6), _file("c", 1)]))
+    assert flushed == [(10, "features")]
+
+
+def test_flushes_before_a_file_that_would_overflow() -> None:
+    policy = FlushPolicy(max_features=10, max_bytes=10**9, max_age_s=60)
+    flushed = asyncio.run(_run(policy, [_file("a", 7), _file("b", 7)]))
+    assert flushed == [(7, "features")]
+
+
+def test_a_single_file_over_the_limit_is_one_batch() -> None:
+    policy = FlushPolicy(max_features=10, max_bytes=10**9, max_age_s=60)
+    flushed = asyncio.run(_run(policy, [_file("a", 25)]))
+    assert flushed == [(25, "features")]
+
+
+def test_flushes_when_the_byte_limit_is_reached() -> None:
+    policy = FlushPolicy(max_features=10**6, max_bytes=100, max_age_s=60)
+    flushed = asyncio.run(_run(policy, [_file("a", 1, 60), _file("b", 1, 60)]))
+    assert flushed == [(1, "bytes")]
+
+
+def test_flushes_when_batch_age_passes() -> None:
+    async def scenario() -> list[str]:
+        triggers: list[str] = []
+
+        async def commit(batch: Batch, trigger: str) -> None:
+            triggers.append(trigger)
+
+        batcher = Batcher(FlushPolicy(10**6, 10**9, max_age_s=0.2), commit)
+        ticker = asyncio.create_task(batcher.flush_when_old(tick_s=0.02))
+        await batcher.add(*_file("a", 1))
+        await asyncio.sleep(0.1)
+        assert triggers == []
+        await asyncio.sleep(0.3)
+        ticker.cancel()
+        return triggers
+
+    assert asyncio.run(scenario()) == ["age"]
