@@ -205,6 +205,7 @@ OPTIONS: tuple[Option, ...] = (
         _choice("keep", "move", "delete"),
         "What happens to a source file once the batch holding its features is committed.",
         "keep",
+        metavar="keep|move|delete",
     ),
     Option(
         "done_dir",
@@ -237,6 +238,7 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds a file's size and modification time must stay "
         "unchanged before it counts as complete.",
         "1.0",
+        metavar="SECONDS",
     ),
     Option(
         "rescan_interval_s",
@@ -244,6 +246,7 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds between reconciliation walks that find "
         "files the watcher missed; 0 turns them off.",
         "60",
+        metavar="SECONDS",
     ),
     Option(
         "force_polling",
@@ -251,49 +254,59 @@ OPTIONS: tuple[Option, ...] = (
         "Poll the input folders instead of using inotify, for "
         "network filesystems whose remote writes inotify cannot see.",
         "false",
+        metavar="true|false",
     ),
-    Option("max_concurrency", _to_int, "The most files open or in flight at once.", "64"),
+    Option(
+        "max_concurrency", _to_int, "The most files open or in flight at once.", "64", metavar="N"
+    ),
     Option(
         "queue_size",
         _to_int,
         "The most settled files waiting for a worker; a full queue pauses discovery.",
         "1000",
+        metavar="N",
     ),
     Option(
         "workers",
         _to_int,
         "Worker processes that parse, validate and transform files.",
         "the number of CPUs",
+        metavar="N",
     ),
     Option(
         "batch_max_features",
         _to_int,
         "A batch is committed once it holds this many features.",
         "10000",
+        metavar="N",
     ),
     Option(
         "batch_max_bytes",
         _to_int,
         "A batch is committed once it holds this many bytes.",
         "67108864 (64 MiB)",
+        metavar="BYTES",
     ),
     Option(
         "batch_max_age_s",
         _to_float,
         "A batch is committed once its oldest feature has waited this many seconds.",
         "5",
+        metavar="SECONDS",
     ),
     Option(
         "precision",
         _to_int,
         "Decimals kept in every coordinate; -1 keeps coordinates as they are.",
         "6",
+        metavar="DECIMALS",
     ),
     Option(
         "max_file_bytes",
         _to_int,
         "Larger input files are quarantined without being read.",
         "67108864 (64 MiB)",
+        metavar="BYTES",
     ),
     Option(
         "output_format",
@@ -301,6 +314,7 @@ OPTIONS: tuple[Option, ...] = (
         "Write batches as RFC 7946 "
         "FeatureCollections (.geojson) or RFC 8142 text sequences (.geojsons).",
         "geojson",
+        metavar="geojson|geojsonseq",
     ),
     Option(
         "metrics_address",
@@ -314,18 +328,21 @@ OPTIONS: tuple[Option, ...] = (
         _to_float,
         "Seconds a shutdown waits for files in flight before it gives up on them.",
         "30",
+        metavar="SECONDS",
     ),
     Option(
         "log_level",
         _choice("debug", "info", "warning", "error"),
         "The least severe log level written.",
         "info",
+        metavar="LEVEL",
     ),
     Option(
         "log_format",
         _choice("json", "console"),
         "JSON lines, or a console format for people.",
         "console on a terminal, json otherwise",
+        metavar="json|console",
     ),
 )
 
