@@ -79,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from geoingest.service import serve
 
     logs.configure(settings.log_level, settings.log_format)
-    return int(serve(settings, once=args.command == "once"))
+    return int(
+        serve(settings, once=args.command == "once", reload_settings=lambda: settings_from(args))
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

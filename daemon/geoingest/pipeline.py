@@ -90,6 +90,13 @@ class Pipeline:
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 
+    def apply(self, settings: Settings) -> None:
+        """Take new settings after a reload; batch limits apply from the next file."""
+        self.settings = settings
+        self.batcher.policy = FlushPolicy(
+            settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
+        )
+
     def close(self) -> None:
         """Stop the worker processes; files still in them are abandoned."""
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
 
-from geoingest import __version__
-from geoingest.config import Settings
+from geoingest import __version__, logs
+from geoingest.config import ConfigError, Settings
 from geoingest.discovery import Candidate, Discovery
 from geoingest.exitcodes import ExitCode
 from geoingest.health import HealthServer, Heartbeat, Readiness, monitor_event_loop
@@ -30,6 +32,21 @@ from geoingest.pipeline import Pipeline
 from geoingest.sinks.folder import FolderSink
 
 log = structlog.get_logger("geoingest.service")
+
+
+# What SIGHUP can change without a restart. The rest (folders, workers, queue,
+# metrics address) is kept, and a reload that changes it says so in its log line.
+RELOADABLE = (
+    "inputs",
+    "patterns",
+    "excludes",
+    "settle_s",
+    "batch_max_features",
+    "batch_max_bytes",
+    "batch_max_age_s",
+    "log_level",
+    "log_format",
+)
 
 
 class StartupError(Exception):
@@ -75,11 +92,20 @@ class Service:
     Args:
         settings: The run's settings.
         once: Ingest what is in the inputs now, then exit, instead of watching.
+        reload_settings: Reads the configuration again on SIGHUP; raises
+            ``ConfigError`` when the new one is invalid.
     """
 
-    def __init__(self, settings: Settings, *, once: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        once: bool = False,
+        reload_settings: Callable[[], Settings] | None = None,
+    ) -> None:
         self.settings = settings
         self.once = once
+        self._reload_settings = reload_settings
         self.readiness = Readiness()
         self.heartbeat = Heartbeat()
         self.notifier = Notifier.from_environment()
@@ -104,7 +130,7 @@ class Service:
             sink,
             on_flush_trouble=self._flush_trouble,
         )
-        self._install_signal_handlers()
+        self._install_signal_handlers(discovery, pipeline)
         started = time.monotonic()
         log.info(
             "started",
@@ -251,10 +277,35 @@ class Service:
             return ExitCode.PROBLEMS
         return ExitCode.OK
 
-    def _install_signal_handlers(self) -> None:
+    def _install_signal_handlers(self, discovery: Discovery, pipeline: Pipeline) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, self._reload, discovery, pipeline)
+
+    def _reload(self, discovery: Discovery, pipeline: Pipeline) -> None:
+        """Apply a new configuration where that needs no restart; keep the old one if invalid."""
+        self.notifier.reloading()
+        try:
+            new = self._reload_settings() if self._reload_settings else self.settings
+        except ConfigError as exc:
+            log.error("reload_rejected", key=exc.key, reason=exc.message)
+            self.notifier.ready()
+            return
+        changed = {key for key in RELOADABLE if getattr(new, key) != getattr(self.settings, key)}
+        needs_restart = sorted(
+            f.name
+            for f in dataclasses.fields(new)
+            if f.name not in RELOADABLE and getattr(new, f.name) != getattr(self.settings, f.name)
+        )
+        self.settings = dataclasses.replace(
+            self.settings, **{key: getattr(new, key) for key in RELOADABLE}
+        )
+        pipeline.apply(self.settings)
+        discovery.update_roots(self.settings.inputs, self.settings.patterns, self.settings.excludes)
+        logs.configure(self.settings.log_level, self.settings.log_format)
+        log.info("reloaded", changed=sorted(changed), needs_restart=needs_restart)
+        self.notifier.ready()
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1
@@ -303,10 +354,16 @@ class Service:
         sys.stderr.write("\n")
 
 
-def serve(settings: Settings, *, once: bool = False) -> ExitCode:
+def serve(
+    settings: Settings,
+    *,
+    once: bool = False,
+    reload_settings: Callable[[], Settings] | None = None,
+) -> ExitCode:
     """Run the daemon in a fresh event loop and return its exit code."""
+    service = Service(settings, once=once, reload_settings=reload_settings)
     try:
-        return asyncio.run(Service(settings, once=once).run())
+        return asyncio.run(service.run())
     except StartupError as exc:
         log.error("startup_failed", reason=str(exc))
         return ExitCode.STARTUP

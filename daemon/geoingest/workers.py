@@ -14,6 +14,7 @@ import gc
 import hashlib
 import multiprocessing
 import os
+import signal
 import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -82,6 +83,10 @@ Result = Ingested | Rejected | Unready | Skipped | Failed
 
 
 def _init_worker() -> None:
+    # Signals are the main process's business: Ctrl-C reaches the whole process
+    # group, and a worker that died of it would break the pool mid-drain.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     # Parsed documents are short-lived and hold no cycles; the cyclic GC only
     # slows parsing down when many of them are alive at once.
     gc.freeze()
