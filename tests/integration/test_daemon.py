@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import corpus
-from conftest import Daemon
 from corpus import Folders, assert_exactly_once, collection, output_features, write
+from daemon_process import Daemon
 
 Start = Callable[..., Daemon]
 
