@@ -78,7 +78,7 @@ class Daemon:
     def wait(self, timeout_s: float = 60.0) -> int:
         """Wait for the process to exit and return its exit code."""
         code = self.proc.wait(timeout_s)
-        self._reader.join(5)
+        self._reader.join(30)
         return code
 
     def tail(self, n: int = 15) -> str:

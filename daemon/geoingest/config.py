@@ -70,6 +70,8 @@ class Settings:
     output_format: str = "geojson"
     metrics_address: tuple[str, int] = ("127.0.0.1", 9611)
     drain_timeout_s: float = 30.0
+    dedupe: str = "content"
+    ledger_retention_s: float = 30 * 86400.0
     log_level: str = "info"
     log_format: str | None = None
 
@@ -331,6 +333,22 @@ OPTIONS: tuple[Option, ...] = (
         metavar="SECONDS",
     ),
     Option(
+        "dedupe",
+        _choice("content", "path", "none"),
+        "Which files count as already ingested: the same content under any name, the same "
+        "path with the same size and modification time, or none.",
+        "content",
+        metavar="content|path|none",
+    ),
+    Option(
+        "ledger_retention_s",
+        _to_float,
+        "Seconds the ledger keeps entries of disposed, duplicate and quarantined files; "
+        "older ones are compacted away.",
+        "2592000 (30 days)",
+        metavar="SECONDS",
+    ),
+    Option(
         "log_level",
         _choice("debug", "info", "warning", "error"),
         "The least severe log level written.",
@@ -463,7 +481,13 @@ _POSITIVE = (
     "batch_max_bytes",
     "max_file_bytes",
 )
-_NOT_NEGATIVE = ("settle_s", "rescan_interval_s", "batch_max_age_s", "drain_timeout_s")
+_NOT_NEGATIVE = (
+    "settle_s",
+    "rescan_interval_s",
+    "batch_max_age_s",
+    "drain_timeout_s",
+    "ledger_retention_s",
+)
 
 
 def _check(settings: Settings) -> None:

@@ -11,30 +11,31 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
 from geoingest import workers
 from geoingest.batching import Batch, Batcher, FlushPolicy
+from geoingest.commits import Committer, file_key
 from geoingest.disposal import dispose
+from geoingest.ledger import FileKey
 from geoingest.quarantine import Reason, quarantine
 
 if TYPE_CHECKING:
     from geoingest.config import Settings
     from geoingest.discovery import Candidate, Discovery
     from geoingest.metrics import Metrics
-    from geoingest.sinks import Sink
 
 log = structlog.get_logger("geoingest.pipeline")
 
 WORKER_CRASH_ATTEMPTS = 3
-_FLUSH_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Pipeline:
@@ -45,9 +46,7 @@ class Pipeline:
         queue: Settled files, filled by discovery.
         discovery: Told when the pipeline is done with each file.
         metrics: Where counts and timings go.
-        sink: Commits batches.
-        on_flush_trouble: Called with a reason while commits fail, and with
-            ``None`` once a commit succeeds again (readiness follows it).
+        committer: Commits batches and disposes of their sources.
     """
 
     def __init__(
@@ -56,20 +55,20 @@ class Pipeline:
         queue: asyncio.Queue[Candidate],
         discovery: Discovery,
         metrics: Metrics,
-        sink: Sink,
-        on_flush_trouble: Callable[[str | None], None] = lambda reason: None,
+        committer: Committer,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.discovery = discovery
         self.metrics = metrics
-        self.sink = sink
+        self.committer = committer
+        self.ledger = committer.ledger
+        self._pending_hashes: set[str] = set()
         self.totals: Counter[str] = Counter()
         self.in_flight: set[asyncio.Task[None]] = set()
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
         self._pool = workers.make_pool(settings.workers)
         self._crashes: Counter[str] = Counter()
-        self._on_flush_trouble = on_flush_trouble
         policy = FlushPolicy(
             settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
         )
@@ -102,6 +101,14 @@ class Pipeline:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _handle(self, candidate: Candidate) -> None:
+        # A file the ledger knows as committed (kept in place across a restart)
+        # is not read again.
+        if self.ledger.has_file(
+            candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
+        ):
+            self._semaphore.release()
+            self.discovery.release(candidate, remember=True)
+            return
         try:
             result = await self._process(candidate)
         finally:
@@ -154,6 +161,10 @@ class Pipeline:
         match result:
             case workers.Ingested():
                 self.metrics.input_bytes.inc(result.size)
+                if self._is_duplicate(result.sha256):
+                    await self._drop_duplicate(candidate, result.sha256)
+                    return
+                self._pending_hashes.add(result.sha256)
                 await self.batcher.add(candidate, result)
             case workers.Rejected():
                 self.metrics.input_bytes.inc(result.size)
@@ -171,15 +182,37 @@ class Pipeline:
                 log.warning("file_failed", path=candidate.path, error=result.message)
                 self._finish(candidate, "error", remember=True)
 
+    def _is_duplicate(self, sha256: str) -> bool:
+        if self.settings.dedupe != "content":
+            return False
+        return sha256 in self._pending_hashes or self.ledger.has_content(sha256)
+
+    async def _drop_duplicate(self, candidate: Candidate, sha256: str) -> None:
+        """Dispose of a file whose content is already committed or in a batch."""
+        key = file_key(candidate, sha256)
+        try:
+            await asyncio.to_thread(self._dispose_duplicate, candidate, key)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("dispose_failed", path=candidate.path, error=str(exc))
+            self._finish(candidate, "error", remember=True)
+            return
+        log.info("file_duplicate", path=candidate.path, sha256=sha256)
+        self._finish(candidate, "duplicate", remember=self.settings.on_success == "keep")
+
+    def _dispose_duplicate(self, candidate: Candidate, key: FileKey) -> None:
+        dispose(candidate, self.settings.on_success, self.settings.done_dir)
+        self.ledger.record(key, "duplicate")
+
+    def _quarantine_and_record(self, candidate: Candidate, reason: Reason) -> Path:
+        target = quarantine(candidate, reason, self.settings.quarantine_dir)
+        self.ledger.record(file_key(candidate, reason.sha256), "quarantined", reason.rule)
+        return target
+
     async def _quarantine(self, candidate: Candidate, reason: Reason) -> None:
         try:
-            target = await asyncio.to_thread(
-                quarantine, candidate, reason, self.settings.quarantine_dir
-            )
-        except OSError as exc:
-            log.error(
-                "quarantine_failed", path=candidate.path, rule=reason.rule, error=exc.strerror
-            )
+            target = await asyncio.to_thread(self._quarantine_and_record, candidate, reason)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("quarantine_failed", path=candidate.path, rule=reason.rule, error=str(exc))
             self._finish(candidate, "error", remember=True)
             return
         log.info(
@@ -199,76 +232,15 @@ class Pipeline:
         self.discovery.release(candidate, remember=remember)
 
     async def _commit(self, batch: Batch, trigger: str) -> None:
-        """Make a batch durable, retrying until it is, then dispose of its sources."""
-        started = time.perf_counter()
-        name, nbytes = await self._write_until_durable(batch)
-        duration_s = time.perf_counter() - started
-        self._count_commit(batch, trigger, nbytes, duration_s)
-        log.info(
-            "batch_written",
-            name=name,
-            features=batch.features,
-            files=len(batch.files),
-            bytes=nbytes,
-            trigger=trigger,
-            duration_s=round(duration_s, 4),
-        )
-        failed = await asyncio.to_thread(self._dispose_all, batch)
+        """Commit a batch, then dispose of its sources and finish them."""
+        manifest = await self.committer.commit(batch, trigger)
+        self.totals["features"] += batch.features
+        self.totals["batches"] += 1
+        failed = await self.committer.dispose(batch, manifest)
 
         # A file that could not be disposed of stays where it is; remember it
         # so that this run does not ingest its features a second time.
         keep = self.settings.on_success == "keep"
-        for candidate, _ in batch.files:
+        for candidate, result in batch.files:
+            self._pending_hashes.discard(result.sha256)
             self._finish(candidate, "ingested", remember=keep or candidate in failed)
-
-    async def _write_until_durable(self, batch: Batch) -> tuple[str | None, int]:
-        if batch.features == 0:
-            return None, 0
-        attempt = 0
-        while True:
-            try:
-                commit = await asyncio.to_thread(self.sink.commit, batch)
-            except OSError as exc:
-                delay_s = _FLUSH_BACKOFF_S[min(attempt, len(_FLUSH_BACKOFF_S) - 1)]
-                attempt += 1
-                self.metrics.batch_flush_failures.inc()
-                self._on_flush_trouble(f"cannot commit a batch: {exc.strerror}")
-                log.error(
-                    "batch_write_failed",
-                    error=exc.strerror,
-                    attempt=attempt,
-                    retry_in_s=delay_s,
-                    features=batch.features,
-                )
-                await asyncio.sleep(delay_s)
-                continue
-            if attempt:
-                self._on_flush_trouble(None)
-            return commit.name, commit.nbytes
-
-    def _count_commit(self, batch: Batch, trigger: str, nbytes: int, duration_s: float) -> None:
-        now = time.time()
-        self.metrics.batches_flushed.labels(trigger=trigger).inc()
-        self.metrics.batch_flush_duration_seconds.observe(duration_s)
-        self.metrics.last_flush_timestamp_seconds.set(now)
-        self.metrics.features_written.inc(batch.features)
-        self.metrics.output_bytes.inc(nbytes)
-        self.totals["features"] += batch.features
-        self.totals["batches"] += 1
-        for candidate, _ in batch.files:
-            self.metrics.ingest_lag_seconds.observe(max(0.0, now - candidate.mtime_ns / 1e9))
-
-    def _dispose_all(self, batch: Batch) -> set[Candidate]:
-        """Dispose of every source of a committed batch; return those that failed.
-
-        Runs in a thread: moves and deletes sync folders and may be slow.
-        """
-        on_success, done_dir = self.settings.on_success, self.settings.done_dir
-        failed: set[Candidate] = set()
-        for candidate, _ in batch.files:
-            try:
-                dispose(candidate, on_success, done_dir)
-            except OSError as exc:
-                log.error("dispose_failed", path=candidate.path, error=exc.strerror)
-                failed.add(candidate)
-        return failed

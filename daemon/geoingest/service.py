@@ -22,13 +22,16 @@ from pathlib import Path
 import structlog
 
 from geoingest import __version__, logs
+from geoingest.commits import Committer
 from geoingest.config import ConfigError, Settings
 from geoingest.discovery import Candidate, Discovery
 from geoingest.exitcodes import ExitCode
 from geoingest.health import HealthServer, Heartbeat, Readiness, monitor_event_loop
+from geoingest.ledger import Ledger
 from geoingest.metrics import Metrics, process_registry
 from geoingest.notify import Notifier, watchdog_loop
 from geoingest.pipeline import Pipeline
+from geoingest.recovery import recover
 from geoingest.sinks.folder import FolderSink
 
 log = structlog.get_logger("geoingest.service")
@@ -116,20 +119,22 @@ class Service:
     async def run(self) -> ExitCode:
         """Run until a signal (or, with ``once``, until the inputs are ingested)."""
         prepare_folders(self.settings)
+        ledger = Ledger(self.settings.state_dir)
+        try:
+            return await self._run_with(ledger)
+        finally:
+            ledger.close()
+
+    async def _run_with(self, ledger: Ledger) -> ExitCode:
         server = self._start_health_server()
         sink = FolderSink(self.settings.output, self.settings.output_format)
-        removed = sink.recover()
+        report = await asyncio.to_thread(recover, self.settings, sink, ledger)
+        compacted = await asyncio.to_thread(ledger.compact, self.settings.ledger_retention_s)
         queue: asyncio.Queue[Candidate] = asyncio.Queue(self.settings.queue_size)
         self.metrics.queue_capacity.set(self.settings.queue_size)
         discovery = self._make_discovery(queue)
-        pipeline = Pipeline(
-            self.settings,
-            queue,
-            discovery,
-            self.metrics,
-            sink,
-            on_flush_trouble=self._flush_trouble,
-        )
+        committer = Committer(self.settings, sink, ledger, self.metrics, self._flush_trouble)
+        pipeline = Pipeline(self.settings, queue, discovery, self.metrics, committer)
         self._install_signal_handlers(discovery, pipeline)
         started = time.monotonic()
         log.info(
@@ -138,7 +143,8 @@ class Service:
             inputs=[str(r.path) for r in self.settings.inputs],
             output=self.settings.output,
             once=self.once,
-            temporary_files_removed=removed,
+            ledger_entries_compacted=compacted,
+            batches_recovered=report.batches_recorded + report.batches_disposed,
             metrics_address=f"{server.address[0]}:{server.address[1]}",
         )
         try:

@@ -19,6 +19,8 @@ import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from geoingest import crashpoints
+
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 RECORD_SEPARATOR = b"\x1e"
 
@@ -108,6 +110,7 @@ def process_file(job: Job) -> Result:
 
     Runs inside a worker process. Never raises for anything a file can do.
     """
+    crashpoints.worker_reached(job.path.rpartition("/")[2])
     try:
         fd = os.open(job.path, _OPEN_FLAGS)
     except FileNotFoundError:

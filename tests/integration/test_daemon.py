@@ -40,7 +40,7 @@ def test_backfill_of_a_nested_tree(folders: Folders, start_daemon: Start) -> Non
     daemon.wait_for(lambda: _written(folders) >= len(expected))
     assert daemon.stop() == 0
     assert_exactly_once(folders.out, expected)
-    assert len(daemon.find("batch_written")) >= 1
+    assert len(daemon.find("batch_written")) >= 1, daemon.tail(40)
 
 
 def test_files_dropped_while_running_in_every_way(

@@ -32,7 +32,9 @@ def _feature(n: int) -> bytes:
 
 def test_batch_is_one_feature_collection(tmp_path: Path) -> None:
     sink = FolderSink(tmp_path)
-    commit = sink.commit(_batch("geojson", [_feature(1), _feature(2)], [], [_feature(3)]))
+    commit = sink.commit(
+        _batch("geojson", [_feature(1), _feature(2)], [], [_feature(3)]), sink.reserve_name()
+    )
     doc = orjson.loads((tmp_path / commit.name).read_bytes())
     assert doc["type"] == "FeatureCollection"
     assert [f["properties"]["n"] for f in doc["features"]] == [1, 2, 3]
@@ -41,7 +43,7 @@ def test_batch_is_one_feature_collection(tmp_path: Path) -> None:
 
 def test_geojsonseq_batch_is_a_text_sequence(tmp_path: Path) -> None:
     sink = FolderSink(tmp_path, "geojsonseq")
-    commit = sink.commit(_batch("geojsonseq", [_feature(1)], [_feature(2)]))
+    commit = sink.commit(_batch("geojsonseq", [_feature(1)], [_feature(2)]), sink.reserve_name())
     assert commit.name.endswith(".geojsons")
     records = (tmp_path / commit.name).read_bytes().split(b"\x1e")
     assert records[0] == b""
@@ -50,7 +52,9 @@ def test_geojsonseq_batch_is_a_text_sequence(tmp_path: Path) -> None:
 
 def test_names_are_unique_and_sort_by_time(tmp_path: Path) -> None:
     sink = FolderSink(tmp_path)
-    names = [sink.commit(_batch("geojson", [_feature(i)])).name for i in range(50)]
+    names = [
+        sink.commit(_batch("geojson", [_feature(i)]), sink.reserve_name()).name for i in range(50)
+    ]
     assert len(set(names)) == 50
     assert names == sorted(names)
 
@@ -61,7 +65,8 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(os, "fsync", no_space)
     with pytest.raises(OSError):
-        FolderSink(tmp_path).commit(_batch("geojson", [_feature(1)]))
+        sink = FolderSink(tmp_path)
+        sink.commit(_batch("geojson", [_feature(1)]), sink.reserve_name())
     assert list(tmp_path.iterdir()) == []
 
 

@@ -26,8 +26,16 @@ class Commit:
 class Sink(Protocol):
     """Commits batches atomically: after ``commit`` returns, the batch is durable."""
 
-    def commit(self, batch: Batch) -> Commit:
+    def reserve_name(self) -> str:
+        """Return a new, unique name for the next batch."""
+        ...
+
+    def commit(self, batch: Batch, name: str) -> Commit:
         """Write the batch durably; raise ``OSError`` and leave no trace when that fails."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Whether the batch with this name is committed."""
         ...
 
     def recover(self) -> int:

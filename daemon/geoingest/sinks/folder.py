@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from geoingest import crashpoints
 from geoingest.files import sync_folder
 from geoingest.sinks import Commit
 
@@ -45,16 +46,26 @@ class FolderSink:
         self._suffix = _SUFFIXES[output_format]
         self._sequence = itertools.count(1)
 
-    def commit(self, batch: Batch) -> Commit:
-        """Write, sync and rename one batch; sync the folder.
+    def reserve_name(self) -> str:
+        """Return the name the next batch will be committed under."""
+        seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+        return f"batch-{stamp}.{micros:06d}Z-{next(self._sequence):06d}{self._suffix}"
+
+    def exists(self, name: str) -> bool:
+        """Whether a batch with this name is committed."""
+        return (self.folder / name).is_file()
+
+    def commit(self, batch: Batch, name: str) -> Commit:
+        """Write, sync and rename one batch under ``name``; sync the folder.
 
         Raises:
             OSError: The batch could not be made durable; no partial file remains.
         """
-        name = self._next_name()
         temp = self.folder / f".{name}{TEMP_SUFFIX}"
         try:
             nbytes = self._write(temp, batch.bodies())
+            crashpoints.reached("flush")
             temp.rename(self.folder / name)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -70,11 +81,6 @@ class FolderSink:
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
         return removed
-
-    def _next_name(self) -> str:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        micros = f"{time.time_ns() // 1000 % 1_000_000:06d}"
-        return f"batch-{stamp}.{micros}Z-{next(self._sequence):06d}{self._suffix}"
 
     def _write(self, path: Path, bodies: list[bytes]) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC

@@ -1,0 +1,246 @@
+"""The fused pass: check, round and encode an ordinary Feature in one go.
+
+Most features geoingest sees are plain: a Point, a line or a polygon of 2D
+float positions inside the WGS 84 range, properties as an object, an id. For
+those, one list comprehension per line checks every position and rounds it,
+and the Feature goes straight to orjson. Anything else raises
+:class:`Unusual` (or fails with TypeError, ValueError or KeyError on the way),
+and the caller hands that feature to the careful check in
+:mod:`geoingest.geojson.validate`, which decides.
+
+So this module must never pass a feature that the careful check would fault,
+and must report the warnings the careful check would report for the features it
+does pass: antimeridian jumps and winding order. Every other warning makes the
+feature unusual.
+
+Rounding uses a float-only form of ``round(x, precision)``: scale, snap to an
+integer by adding and taking away 1.5 * 2**52 (which rounds half to even in
+hardware), scale back. Scaling can shift a value that lies within a hair of a
+half, so such values, -0.0, and precisions above :data:`FAST_DIGITS` go through
+``round`` itself; the result is the same to the bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from geoingest.geojson.measures import jumps_antimeridian, signed_area2
+from geoingest.geojson.transform import KEEP_PRECISION
+
+Position = list[float]
+Line = list[Position]
+Notes = list[tuple[str, bool | None]]
+"""Warnings found by the fused pass, as (pointer below the geometry, hole or None).
+
+``None`` marks an antimeridian jump; True or False a ring wound the wrong way.
+"""
+
+# Above 9 decimals a scaled longitude carries too few bits below the point to
+# tell a value near a half from a half.
+FAST_DIGITS = 9
+_SNAP = 1.5 * 2.0**52
+_HALF = 0.4999
+
+# Members whose presence needs the careful check: forbidden ones, and ones that
+# need checking (bbox) or warn (crs).
+_FEATURE_FLAGS = frozenset({"features", "bbox", "crs"})
+_GEOMETRY_FLAGS = frozenset({"geometry", "properties", "features", "geometries", "bbox", "crs"})
+_ID_TYPES = frozenset({str, int, float})
+
+
+class Unusual(Exception):
+    """Raised for a feature that the careful check must look at."""
+
+
+def point_rounder(precision: int) -> Callable[[Any], Position]:
+    """Return a function that rounds one 2D float position in range.
+
+    The function raises :class:`Unusual` for anything else.
+
+    Example:
+        >>> point_rounder(2)([0.125, -0.001])
+        [0.12, -0.0]
+    """
+    round_line = line_rounder(precision)
+    if precision == KEEP_PRECISION or precision > FAST_DIGITS:
+        return lambda position: round_line([position])[0]
+    scale, snap, low, high = 10.0**precision, _SNAP, -_HALF, _HALF
+
+    def round_point(position: Any) -> Position:
+        x, y = position
+        if (
+            type(x) is float is type(y)
+            and -180.0 <= x <= 180.0
+            and -90.0 <= y <= 90.0
+            and low < (a := x * scale) - (u := a + snap - snap or a * 0.0) < high
+            and low < (b := y * scale) - (v := b + snap - snap or b * 0.0) < high
+        ):
+            return [u / scale, v / scale]
+        return round_line([position])[0]
+
+    return round_point
+
+
+def line_rounder(precision: int) -> Callable[[Any], Line]:
+    """Return a function that rounds an array of 2D float positions in range.
+
+    The function raises :class:`Unusual` for anything else: positions with
+    another length, numbers that are not floats, or positions out of range.
+
+    Example:
+        >>> line_rounder(1)([[0.25, 1.04], [-0.04, 89.96]])
+        [[0.2, 1.0], [-0.0, 90.0]]
+    """
+    if precision == KEEP_PRECISION:
+        return _keep_line
+    exact = _exact_rounder(precision)
+    if precision > FAST_DIGITS:
+        return exact
+    scale, snap, low, high = 10.0**precision, _SNAP, -_HALF, _HALF
+
+    def round_line(line: Any) -> Line:
+        # a and b are the scaled numbers, u and v the integers nearest to them;
+        # "or a * 0.0" gives a zero the sign of the number that rounds to it.
+        out = [
+            [u / scale, v / scale]
+            for x, y in line
+            if type(x) is float is type(y)
+            and -180.0 <= x <= 180.0
+            and -90.0 <= y <= 90.0
+            and low < (a := x * scale) - (u := a + snap - snap or a * 0.0) < high
+            and low < (b := y * scale) - (v := b + snap - snap or b * 0.0) < high
+        ]
+        return out if len(out) == len(line) else exact(line)
+
+    return round_line
+
+
+def _exact_rounder(precision: int) -> Callable[[Any], Line]:
+    """Return a line rounder that calls ``round`` on every number."""
+
+    def round_line(line: Any) -> Line:
+        out = [
+            [round(x, precision), round(y, precision)]
+            for x, y in line
+            if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
+        ]
+        if len(out) != len(line):
+            raise Unusual
+        return out
+
+    return round_line
+
+
+def _keep_line(line: Any) -> Line:
+    """Check an array of 2D float positions in range, and return it as it is."""
+    kept = [
+        1
+        for x, y in line
+        if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
+    ]
+    if len(kept) != len(line):
+        raise Unusual
+    checked: Line = line
+    return checked
+
+
+class FusedPass:
+    """Check, round and encode plain Features; see the module docstring.
+
+    Args:
+        precision: Decimals to round coordinates to; -1 keeps them as they are.
+    """
+
+    def __init__(self, precision: int) -> None:
+        self._round_point = point_rounder(precision)
+        self._round_line = line_rounder(precision)
+        self._shapes: dict[str, Callable[[Any, Notes], Any]] = {
+            "Point": lambda position, _: self._round_point(position),
+            "MultiPoint": self._multi_point,
+            "LineString": self._line_string,
+            "MultiLineString": self._multi_line_string,
+            "Polygon": self._polygon,
+            "MultiPolygon": self._multi_polygon,
+        }
+
+    def feature(self, feature: Any, notes: Notes) -> bytes:
+        """Return the encoded Feature with rounded coordinates, adding its warnings to ``notes``.
+
+        Raises:
+            Unusual: The feature needs the careful check (so may TypeError,
+                ValueError, KeyError and IndexError).
+        """
+        if type(feature) is not dict or feature.get("type") != "Feature":
+            raise Unusual
+        if "features" in feature or "bbox" in feature or "crs" in feature:
+            raise Unusual
+        properties = feature["properties"]
+        if properties is not None and type(properties) is not dict:
+            raise Unusual
+        if type(feature.get("id", "")) not in _ID_TYPES:
+            raise Unusual
+        geometry = feature["geometry"]
+        if geometry is not None:
+            if type(geometry) is not dict or not _GEOMETRY_FLAGS.isdisjoint(geometry):
+                raise Unusual
+            kind = geometry["type"]
+            if kind == "Point":
+                geometry["coordinates"] = self._round_point(geometry["coordinates"])
+            else:
+                geometry["coordinates"] = self._shapes[kind](geometry["coordinates"], notes)
+        return orjson.dumps(feature)
+
+    def _multi_point(self, positions: Any, notes: Notes) -> Line:
+        """Round a MultiPoint's positions."""
+        if not positions:
+            raise Unusual
+        return self._round_line(positions)
+
+    def _line_string(self, line: Any, notes: Notes, pointer: str = "/coordinates") -> Line:
+        """Round a line of two or more positions, noting a jump over the antimeridian."""
+        out = self._round_line(line)
+        if len(out) < 2:
+            raise Unusual
+        if jumps_antimeridian(next(zip(*line, strict=True))):
+            notes.append((pointer, None))
+        return out
+
+    def _multi_line_string(self, lines: Any, notes: Notes) -> list[Line]:
+        """Round the lines of a MultiLineString."""
+        if type(lines) is not list or not lines:
+            raise Unusual
+        return [
+            self._line_string(line, notes, f"/coordinates/{index}")
+            for index, line in enumerate(lines)
+        ]
+
+    def _polygon(self, rings: Any, notes: Notes, pointer: str = "/coordinates") -> list[Line]:
+        """Round the rings of a polygon, noting antimeridian jumps and winding."""
+        if type(rings) is not list or not rings:
+            raise Unusual
+        return [self._ring(ring, notes, pointer, index) for index, ring in enumerate(rings)]
+
+    def _multi_polygon(self, polygons: Any, notes: Notes) -> list[list[Line]]:
+        """Round the polygons of a MultiPolygon."""
+        if type(polygons) is not list or not polygons:
+            raise Unusual
+        return [
+            self._polygon(rings, notes, f"/coordinates/{index}")
+            for index, rings in enumerate(polygons)
+        ]
+
+    def _ring(self, ring: Any, notes: Notes, polygon: str, index: int) -> Line:
+        """Round a closed ring of four or more positions; ring 0 is the exterior."""
+        out = self._round_line(ring)
+        if len(out) < 4 or ring[0] != ring[-1]:
+            raise Unusual
+        xs, ys = zip(*ring, strict=True)
+        if jumps_antimeridian(xs):
+            notes.append((f"{polygon}/{index}", None))
+        area = signed_area2(xs, ys)
+        if area and (area < 0) != (index > 0):
+            notes.append((f"{polygon}/{index}", index > 0))
+        return out

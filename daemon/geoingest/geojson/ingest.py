@@ -1,0 +1,153 @@
+"""The hot path: from the bytes of one file to encoded, rounded features, or a refusal.
+
+:func:`ingest_document` runs in the worker processes for every input file. It
+accepts exactly the documents :func:`~geoingest.geojson.validate.check_bytes`
+finds no error in, and when it refuses one, its first problem is the first
+error ``check_bytes`` reports.
+
+The walk is the careful one, with one change: the elements of a
+FeatureCollection's ``features`` go through the fused pass first, and only
+those it finds unusual get the careful check and the careful transform.
+Rejected documents are decoded and checked again from their bytes, because
+the fused pass rounds features in place before it meets the broken one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from geoingest.geojson.decode import DecodeError, decode
+from geoingest.geojson.fused import FusedPass, Notes, Unusual
+from geoingest.geojson.problems import Problem, antimeridian_warning, child, winding_warning
+from geoingest.geojson.transform import (
+    check_precision,
+    output_features,
+    round_feature,
+)
+from geoingest.geojson.validate import Walker, check_document, has_error
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A document that passed: its features, encoded, and its warnings.
+
+    Attributes:
+        features: One orjson-encoded Feature per feature of the document.
+        warnings: Warning problems in document order; empty for most files.
+    """
+
+    features: list[bytes]
+    warnings: list[Problem]
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A document that failed: its errors in document order.
+
+    Attributes:
+        problems: The errors found; ``problems[0]`` is the one to report.
+    """
+
+    problems: list[Problem]
+
+
+def ingest_document(raw: bytes, precision: int) -> Accepted | Rejected:
+    """Decode, check, normalise to features, round and encode one file.
+
+    Args:
+        raw: The file's bytes.
+        precision: Decimals to round every coordinate to; -1 keeps them as they are.
+
+    Returns:
+        :class:`Accepted` with the encoded features and any warnings, or
+        :class:`Rejected` with the errors.
+
+    Raises:
+        ValueError: ``precision`` is below -1.
+
+    Example:
+        >>> result = ingest_document(b'{"type": "Point", "coordinates": [1.26, 2.0]}', 1)
+        >>> result.features
+        [b'{"type":"Feature","geometry":{"type":"Point","coordinates":[1.3,2.0]},"properties":null}']
+    """
+    check_precision(precision)
+    try:
+        doc = decode(raw)
+    except DecodeError as failure:
+        return Rejected([failure.problem])
+    walker = _IngestWalker(precision)
+    walker.document(doc)
+    if has_error(walker.problems):
+        return _rejection(raw)
+    assert isinstance(doc, dict)  # a document without errors is an object
+    if doc["type"] != "FeatureCollection":
+        return Accepted(_encode_carefully(output_features(doc), precision), walker.problems)
+    return Accepted(walker.encoded, walker.problems)
+
+
+def _rejection(raw: bytes) -> Rejected:
+    """Check a refused document afresh from its bytes and return its errors."""
+    problems = check_document(orjson.loads(raw))
+    return Rejected([problem for problem in problems if not problem.warning])
+
+
+def _encode_carefully(features: list[dict[str, Any]], precision: int) -> list[bytes]:
+    """Round and encode features that passed the careful check."""
+    for feature in features:
+        round_feature(feature, precision)
+    return [orjson.dumps(feature) for feature in features]
+
+
+class _IngestWalker(Walker):
+    """The careful walk, with the fused pass in front of each element of ``features``."""
+
+    def __init__(self, precision: int) -> None:
+        super().__init__()
+        self.encoded: list[bytes] = []
+        self._precision = precision
+        self._fused = FusedPass(precision)
+
+    def features(self, value: object, pointer: str) -> None:
+        """Ingest the elements of ``features``, stopping at the first broken one."""
+        if not isinstance(value, list):
+            super().features(value, pointer)
+            return
+        fused = self._fused.feature
+        encoded = self.encoded
+        notes: Notes = []
+        for index, item in enumerate(value):
+            try:
+                encoded.append(fused(item, notes))
+            except (Unusual, TypeError, ValueError, KeyError, IndexError):
+                notes.clear()
+                if not self._ingest_unusual(item, child(pointer, index)):
+                    return
+            if notes:
+                self.problems.extend(_noted(pointer, index, *note) for note in notes)
+                notes.clear()
+
+    def _ingest_unusual(self, item: object, pointer: str) -> bool:
+        """Check, round and encode one feature carefully; return False if it is broken."""
+        start = len(self.problems)
+        self.feature_entry(item, pointer)
+        if has_error(self.problems[start:]):
+            return False
+        assert isinstance(item, dict)  # feature_entry reports an error for anything else
+        round_feature(item, self._precision)
+        self.encoded.append(orjson.dumps(item))
+        return True
+
+
+@lru_cache(maxsize=4096)
+def _noted(features: str, index: int, below: str, hole: bool | None) -> Problem:
+    """Return the warning for a note of the fused pass on the geometry of a feature.
+
+    The same few notes recur in file after file, and problems never change, so
+    they come from a cache rather than being built each time.
+    """
+    at = f"{child(features, index)}/geometry{below}"
+    return antimeridian_warning(at) if hole is None else winding_warning(at, hole)

@@ -1,0 +1,287 @@
+"""The ledger: what geoingest knows about every source file, on SQLite.
+
+Each source file is recorded by the sha256 of its content, computed by the
+worker in the same pass that reads it, with its input folder, relative path,
+size and modification time, and the state it has reached:
+
+``in_batch``
+    Its features are in a batch that is being committed. These rows are the
+    batch's manifest, written before the batch's rename into place.
+``committed``
+    The batch's rename happened: the features are durable.
+``disposed``
+    The source was kept, moved or deleted after the commit.
+``quarantined``
+    The file was rejected and moved to the quarantine folder.
+``duplicate``
+    Its content had already been committed; it was disposed of without output.
+
+The database runs in WAL mode with ``synchronous=FULL``: a transaction that
+returned is on disk. Writes run in worker threads through one connection under
+a lock; look-ups on the event loop use a second, read-only connection, which
+WAL lets proceed while a write is being synced.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+LEDGER_FILE = "ledger.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    path BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    batch TEXT,
+    detail TEXT,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_by_sha256 ON files (sha256);
+CREATE INDEX IF NOT EXISTS files_by_path ON files (source, path);
+CREATE INDEX IF NOT EXISTS files_by_batch ON files (batch);
+CREATE INDEX IF NOT EXISTS files_by_state ON files (state, updated);
+"""
+
+DONE_STATES = ("committed", "disposed", "duplicate")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file the ledger knows about."""
+
+    sha256: str
+    source: str
+    path: PurePath
+    size: int
+    mtime_ns: int
+    state: str
+    batch: str | None
+    detail: str | None
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class FileKey:
+    """A file as a batch manifest names it."""
+
+    sha256: str
+    source: str
+    path: PurePath
+    size: int
+    mtime_ns: int
+
+
+def _encode(path: PurePath) -> bytes:
+    return bytes(path)
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        uri = f"file:{path}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    else:
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA busy_timeout=5000")
+    return connection
+
+
+class Ledger:
+    """The ledger of one state folder.
+
+    Args:
+        state_dir: The folder that holds ``ledger.sqlite3``; it must exist.
+
+    Example:
+        >>> import tempfile
+        >>> ledger = Ledger(Path(tempfile.mkdtemp()))
+        >>> key = FileKey("ab" * 32, "drop", PurePath("a.geojson"), 10, 1)
+        >>> ledger.begin_batch("batch-1.geojson", [key])
+        >>> ledger.mark_batch("batch-1.geojson", "committed")
+        >>> ledger.has_content("ab" * 32)
+        True
+        >>> ledger.close()
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LEDGER_FILE
+        self._lock = threading.Lock()
+        self._db = _connect(self.path)
+        self._db.executescript(_SCHEMA)
+        self._reader = _connect(self.path, readonly=True)
+
+    def close(self) -> None:
+        """Close both connections."""
+        self._reader.close()
+        self._db.close()
+
+    # Writes: each is one transaction, durable when it returns.
+
+    def begin_batch(self, batch: str, files: Sequence[FileKey]) -> None:
+        """Record a batch's manifest before the batch is renamed into place."""
+        now = time.time()
+        rows = [
+            (f.sha256, f.source, _encode(f.path), f.size, f.mtime_ns, "in_batch", batch, now)
+            for f in files
+        ]
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO files (sha256, source, path, size, mtime_ns, state, batch, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def mark_batch(self, batch: str, state: str) -> None:
+        """Move every file of a batch to ``committed`` or ``disposed``."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE files SET state = ?, updated = ? WHERE batch = ?",
+                (state, time.time(), batch),
+            )
+
+    def forget_batch(self, batch: str) -> None:
+        """Drop the manifest of a batch that never reached its rename."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM files WHERE batch = ? AND state = 'in_batch'", (batch,))
+
+    def record(self, key: FileKey, state: str, detail: str | None = None) -> None:
+        """Record a file that left the pipeline outside a batch (quarantined, duplicate)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO files (sha256, source, path, size, mtime_ns, state, detail, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.sha256,
+                    key.source,
+                    _encode(key.path),
+                    key.size,
+                    key.mtime_ns,
+                    state,
+                    detail,
+                    time.time(),
+                ),
+            )
+
+    def forget_path(self, source: str, path: PurePath, state: str) -> int:
+        """Remove the rows of a file in one state (a quarantined file taken back)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM files WHERE source = ? AND path = ? AND state = ?",
+                (source, _encode(path), state),
+            )
+            return cursor.rowcount
+
+    def compact(self, older_than_s: float) -> int:
+        """Remove rows of finished files last updated more than ``older_than_s`` ago."""
+        cutoff = time.time() - older_than_s
+        with self._transaction() as db:
+            cursor = db.execute(
+                "DELETE FROM files WHERE state IN ('disposed', 'duplicate', 'quarantined')"
+                " AND updated < ?",
+                (cutoff,),
+            )
+            return cursor.rowcount
+
+    # Look-ups: fast, safe to call from the event loop.
+
+    def has_content(self, sha256: str) -> bool:
+        """Whether content with this hash is already committed."""
+        row = self._reader.execute(
+            "SELECT 1 FROM files WHERE sha256 = ? AND state IN (?, ?, ?) LIMIT 1",
+            (sha256, *DONE_STATES),
+        ).fetchone()
+        return row is not None
+
+    def has_file(self, source: str, path: PurePath, size: int, mtime_ns: int) -> bool:
+        """Whether this very file (path, size and mtime) is already committed."""
+        row = self._reader.execute(
+            "SELECT 1 FROM files WHERE source = ? AND path = ? AND size = ? AND mtime_ns = ?"
+            " AND state IN (?, ?, ?) LIMIT 1",
+            (source, _encode(path), size, mtime_ns, *DONE_STATES),
+        ).fetchone()
+        return row is not None
+
+    def batches_in(self, state: str) -> list[str]:
+        """Names of batches with files in ``state``."""
+        rows = self._reader.execute(
+            "SELECT DISTINCT batch FROM files WHERE state = ? AND batch IS NOT NULL", (state,)
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def batch_files(self, batch: str) -> list[Entry]:
+        """Every file of one batch."""
+        return list(self._select("WHERE batch = ?", (batch,)))
+
+    def find(self, path_or_hash: str, limit: int = 50) -> list[Entry]:
+        """Entries whose hash, or path relative to the input folder, matches."""
+        return list(
+            self._select(
+                "WHERE sha256 = ? OR path = ? ORDER BY updated DESC LIMIT ?",
+                (path_or_hash.lower(), path_or_hash.encode("utf-8", "surrogateescape"), limit),
+            )
+        )
+
+    def recent(self, limit: int = 50) -> list[Entry]:
+        """The most recently updated entries, newest first."""
+        return list(self._select("ORDER BY updated DESC, id DESC LIMIT ?", (limit,)))
+
+    def counts(self) -> dict[str, int]:
+        """How many entries are in each state."""
+        rows = self._reader.execute("SELECT state, COUNT(*) FROM files GROUP BY state")
+        return {str(state): int(count) for state, count in rows.fetchall()}
+
+    def _select(self, where: str, params: Iterable[object]) -> Iterator[Entry]:
+        query = (
+            "SELECT sha256, source, path, size, mtime_ns, state, batch, detail, updated"
+            f" FROM files {where}"
+        )
+        for row in self._reader.execute(query, tuple(params)):
+            sha256, source, path, size, mtime_ns, state, batch, detail, updated = row
+            yield Entry(
+                sha256,
+                source,
+                PurePath(bytes(path).decode("utf-8", "surrogateescape")),
+                size,
+                mtime_ns,
+                state,
+                batch,
+                detail,
+                updated,
+            )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the writer lock, rolled back on error."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()

@@ -1,0 +1,239 @@
+"""The hot path: ingest_document agrees with check_bytes and the careful transform."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geoingest.geojson import Accepted, Problem, Rejected, check_bytes, ingest_document
+from geoingest.geojson.transform import output_features, round_feature
+
+# Valid documents first, with what makes the rounding and the warnings work:
+# halves, integers, altitudes, positions out of range, rings wound either way,
+# empty coordinates, collections. Then one mutation, somewhere, for the errors.
+halves = st.builds(lambda k, p: (k + 0.5) / 10.0**p, st.integers(-1800, 1800), st.integers(0, 6))
+plain_positions = st.tuples(st.floats(-180, 180), st.floats(-90, 90)).map(list)
+odd_positions = st.one_of(
+    plain_positions,
+    st.tuples(st.one_of(halves, st.integers(-180, 180)), st.floats(-90, 90)).map(list),
+    st.tuples(st.floats(-180, 180), st.floats(-90, 90), st.floats(-100, 100)).map(list),
+    st.tuples(st.floats(-400, 400), st.floats(-200, 200)).map(list),
+)
+
+
+def shapes(positions: st.SearchStrategy[list[Any]]) -> dict[str, st.SearchStrategy[Any]]:
+    """Return a coordinates strategy per geometry type, built on ``positions``."""
+    lines = st.lists(positions, min_size=2, max_size=6)
+    rings = st.lists(positions, min_size=3, max_size=6).map(lambda ring: [*ring, list(ring[0])])
+    polygons = st.lists(rings, min_size=1, max_size=3)
+    return {
+        "Point": positions,
+        "MultiPoint": st.lists(positions, min_size=1, max_size=4),
+        "LineString": lines,
+        "MultiLineString": st.lists(lines, min_size=1, max_size=3),
+        "Polygon": polygons,
+        "MultiPolygon": st.lists(polygons, min_size=1, max_size=3),
+    }
+
+
+PLAIN, ODD = shapes(plain_positions), shapes(odd_positions)
+bboxes = st.lists(st.floats(-10, 10), min_size=4, max_size=4)
+foreign = st.one_of(
+    *[st.just({})] * 4,
+    st.dictionaries(st.sampled_from(["title", "bbox", "crs"]), bboxes, max_size=1),
+)
+
+
+def shaped(kind: str, coordinates: Any, more: dict[str, Any], first: bool) -> dict[str, Any]:
+    core = {"type": kind, "coordinates": coordinates}
+    return {**more, **core} if first else {**core, **more}
+
+
+simple = st.one_of(
+    *[
+        st.builds(
+            shaped,
+            st.just(kind),
+            st.one_of(PLAIN[kind], PLAIN[kind], PLAIN[kind], ODD[kind], st.just([])),
+            foreign,
+            st.booleans(),
+        )
+        for kind in PLAIN
+    ]
+)
+collected = st.recursive(
+    simple,
+    lambda inner: st.builds(
+        lambda members: {"type": "GeometryCollection", "geometries": members},
+        st.lists(inner, max_size=3),
+    ),
+    max_leaves=3,
+)
+geometries = st.one_of(*[simple] * 4, collected)
+properties = st.one_of(
+    st.none(), st.dictionaries(st.text(max_size=3), st.floats(-1, 1), max_size=2)
+)
+ids = st.one_of(st.text(max_size=3), st.integers(-(2**63), 2**63 - 1), st.floats(-1, 1))
+
+
+def featured(geometry: Any, props: Any, more: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": geometry, "properties": props, **more}
+
+
+features = st.builds(
+    featured,
+    st.one_of(geometries, geometries, geometries, st.none()),
+    properties,
+    st.one_of(foreign, st.fixed_dictionaries({"id": ids})),
+)
+collections = st.builds(
+    lambda items, more: {"type": "FeatureCollection", "features": items, **more},
+    st.lists(features, min_size=1, max_size=6),
+    foreign,
+)
+valid_documents = st.one_of(collections, collections, features, geometries)
+JUNK = [None, True, False, 0, 1.5, "x", "Feature", [], [1.0], [[1.0, 2.0]], {}, {"type": "Point"}]
+DROP = "drop this member"
+
+
+def mutated(document: Any, choice: int, junk: Any) -> Any:
+    """Replace or drop one value, chosen among all those in ``document``."""
+    slots: list[tuple[Any, Any]] = []
+    todo = [document]
+    while todo:
+        value = todo.pop()
+        keys = value.keys() if isinstance(value, dict) else range(len(value))
+        for key in keys:
+            slots.append((value, key))
+            if isinstance(value[key], dict | list):
+                todo.append(value[key])
+    if not slots:
+        return junk
+    container, key = slots[choice % len(slots)]
+    if junk == DROP and isinstance(container, dict):
+        del container[key]
+    else:
+        container[key] = junk
+    return document
+
+
+documents = st.one_of(
+    valid_documents,
+    st.builds(mutated, valid_documents, st.integers(0, 10**6), st.sampled_from([*JUNK, DROP])),
+)
+precisions = st.sampled_from([-1, 0, 1, 3, 6, 9, 12])
+
+
+def carefully(raw: bytes, precision: int) -> list[bytes]:
+    """Encode the features of a valid document the slow, plain way."""
+    result = []
+    for feature in output_features(orjson.loads(raw)):
+        round_feature(feature, precision)
+        result.append(orjson.dumps(feature))
+    return result
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=documents, precision=precisions)
+def test_ingest_accepts_exactly_what_the_careful_check_accepts(
+    document: Any, precision: int
+) -> None:
+    raw = orjson.dumps(document)
+    problems = check_bytes(raw)
+    errors = [problem for problem in problems if not problem.warning]
+    result = ingest_document(raw, precision)
+    if errors:
+        assert result == Rejected(errors)
+    else:
+        assert result == Accepted(carefully(raw, precision), problems)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    drawn=st.lists(PLAIN["LineString"], min_size=1, max_size=20),
+    precision=precisions,
+)
+def test_plain_features_come_out_as_the_careful_transform_makes_them(
+    drawn: list[Any], precision: int
+) -> None:
+    document = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": line},
+                "id": i,
+                "properties": {"n": i},
+            }
+            for i, line in enumerate(drawn)
+        ],
+    }
+    raw = orjson.dumps(document)
+    result = ingest_document(raw, precision)
+    assert isinstance(result, Accepted)
+    assert result.features == carefully(raw, precision)
+    assert result.warnings == check_bytes(raw)
+
+
+def test_a_broken_feature_after_rounded_ones_is_reported_as_check_bytes_reports_it() -> None:
+    good = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Point", "coordinates": [0.123456, 1.0]},
+    }
+    bad = {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [1.0]}}
+    raw = orjson.dumps({"type": "FeatureCollection", "features": [good, good, bad, bad]})
+    result = ingest_document(raw, 2)
+    assert isinstance(result, Rejected)
+    assert [(p.rule, p.pointer) for p in result.problems] == [
+        ("position-too-short", "/features/2/geometry/coordinates"),
+        ("position-too-short", "/features/3/geometry/coordinates"),
+    ]
+
+
+def test_a_decoding_problem_is_the_only_problem() -> None:
+    assert ingest_document(b"\xef\xbb\xbf{}", 6) == Rejected(check_bytes(b"\xef\xbb\xbf{}"))
+
+
+def test_warnings_of_an_accepted_file_are_listed_in_document_order() -> None:
+    clockwise = [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+    jump = [[170.0, 0.0], [-170.0, 0.0]]
+    document = {
+        "type": "FeatureCollection",
+        "crs": {},
+        "features": [
+            {
+                "type": "Feature",
+                "properties": None,
+                "geometry": {"type": "Polygon", "coordinates": [clockwise]},
+            },
+            {
+                "type": "Feature",
+                "properties": None,
+                "geometry": {"type": "LineString", "coordinates": jump},
+            },
+            {
+                "type": "Feature",
+                "properties": None,
+                "geometry": {"type": "Point", "coordinates": []},
+            },
+        ],
+    }
+    result = ingest_document(orjson.dumps(document), 6)
+    assert isinstance(result, Accepted)
+    assert [(p.rule, p.pointer) for p in result.warnings] == [
+        ("crs-member", "/crs"),
+        ("winding-order", "/features/0/geometry/coordinates/0"),
+        ("crosses-antimeridian", "/features/1/geometry/coordinates"),
+        ("empty-coordinates", "/features/2/geometry/coordinates"),
+    ]
+    assert all(isinstance(p, Problem) and p.warning for p in result.warnings)
+
+
+def test_a_precision_below_minus_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        ingest_document(b"{}", -2)
