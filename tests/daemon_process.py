@@ -22,7 +22,7 @@ class Daemon:
         self.args = args
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in close()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "geoingest", *args],
             stdout=subprocess.PIPE,

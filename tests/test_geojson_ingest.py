@@ -98,6 +98,7 @@ collections = st.builds(
 valid_documents = st.one_of(collections, collections, features, geometries)
 JUNK = [None, True, False, 0, 1.5, "x", "Feature", [], [1.0], [[1.0, 2.0]], {}, {"type": "Point"}]
 DROP = "drop this member"
+NUDGE = "add 0.5 to this number"
 
 
 def mutated(document: Any, choice: int, junk: Any) -> Any:
@@ -116,6 +117,11 @@ def mutated(document: Any, choice: int, junk: Any) -> Any:
     container, key = slots[choice % len(slots)]
     if junk == DROP and isinstance(container, dict):
         del container[key]
+    elif junk == NUDGE:
+        numbers = [slot for slot in slots if type(slot[0][slot[1]]) is float]
+        if numbers:
+            container, key = numbers[choice % len(numbers)]
+            container[key] += 0.5
     else:
         container[key] = junk
     return document
@@ -123,7 +129,9 @@ def mutated(document: Any, choice: int, junk: Any) -> Any:
 
 documents = st.one_of(
     valid_documents,
-    st.builds(mutated, valid_documents, st.integers(0, 10**6), st.sampled_from([*JUNK, DROP])),
+    st.builds(
+        mutated, valid_documents, st.integers(0, 10**6), st.sampled_from([*JUNK, DROP, NUDGE])
+    ),
 )
 precisions = st.sampled_from([-1, 0, 1, 3, 6, 9, 12])
 
@@ -137,11 +145,8 @@ def carefully(raw: bytes, precision: int) -> list[bytes]:
     return result
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(document=documents, precision=precisions)
-def test_ingest_accepts_exactly_what_the_careful_check_accepts(
-    document: Any, precision: int
-) -> None:
+def assert_agrees(document: Any, precision: int) -> None:
+    """Assert that ingest_document's verdict and output follow the careful path's."""
     raw = orjson.dumps(document)
     problems = check_bytes(raw)
     errors = [problem for problem in problems if not problem.warning]
@@ -150,6 +155,14 @@ def test_ingest_accepts_exactly_what_the_careful_check_accepts(
         assert result == Rejected(errors)
     else:
         assert result == Accepted(carefully(raw, precision), problems)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(document=documents, precision=precisions)
+def test_ingest_accepts_exactly_what_the_careful_check_accepts(
+    document: Any, precision: int
+) -> None:
+    assert_agrees(document, precision)
 
 
 @settings(max_examples=300, deadline=None)
@@ -177,6 +190,80 @@ def test_plain_features_come_out_as_the_careful_transform_makes_them(
     assert isinstance(result, Accepted)
     assert result.features == carefully(raw, precision)
     assert result.warnings == check_bytes(raw)
+
+
+RING = [[0.5, 0.5], [1.5, 0.5], [1.5, 1.5], [0.5, 1.5], [0.5, 0.5]]
+ONE_DEFECT = {
+    "a_plain_point": {"type": "Point", "coordinates": [1.25, 2.5]},
+    "an_integer_position": {"type": "Point", "coordinates": [1, 2.5]},
+    "a_boolean_in_a_position": {"type": "LineString", "coordinates": [[1.0, 2.0], [True, 2.0]]},
+    "a_string_in_a_position": {"type": "Point", "coordinates": [1.0, "2"]},
+    "an_altitude": {"type": "LineString", "coordinates": [[1.0, 2.0], [3.0, 4.0, 5.0]]},
+    "four_numbers": {"type": "Point", "coordinates": [1.0, 2.0, 3.0, 4.0]},
+    "one_number": {"type": "Point", "coordinates": [1.0]},
+    "a_latitude_out_of_range": {"type": "LineString", "coordinates": [[1.0, 2.0], [3.0, 95.0]]},
+    "a_longitude_out_of_range": {"type": "Point", "coordinates": [-181.0, 2.0]},
+    "a_line_of_one": {"type": "LineString", "coordinates": [[1.0, 2.0]]},
+    "an_empty_line": {"type": "LineString", "coordinates": []},
+    "an_open_ring": {"type": "Polygon", "coordinates": [[*RING[:-1], [0.5, 0.75]]]},
+    "a_ring_of_three": {"type": "Polygon", "coordinates": [[*RING[:2], RING[0]]]},
+    "a_clockwise_ring": {"type": "Polygon", "coordinates": [RING[::-1]]},
+    "a_ring_over_the_antimeridian": {
+        "type": "Polygon",
+        "coordinates": [[[179.0, 0.0], [-179.0, 0.0], [-179.0, 1.0], [179.0, 1.0], [179.0, 0.0]]],
+    },
+    "an_empty_multipoint": {"type": "MultiPoint", "coordinates": []},
+    "a_short_line_in_a_multilinestring": {
+        "type": "MultiLineString",
+        "coordinates": [[[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0]]],
+    },
+    "an_open_ring_in_a_multipolygon": {
+        "type": "MultiPolygon",
+        "coordinates": [[RING], [RING, [*RING[:-1], [0.5, 0.75]]]],
+    },
+    "a_jump_in_a_multilinestring": {
+        "type": "MultiLineString",
+        "coordinates": [[[1.0, 2.0], [3.0, 4.0]], [[170.0, 0.0], [-170.0, 0.0]]],
+    },
+    "a_hole_wound_counterclockwise": {"type": "Polygon", "coordinates": [RING, RING]},
+    "a_geometry_with_a_bbox": {"type": "Point", "coordinates": [1.0, 2.0], "bbox": [1, 2]},
+    "a_geometry_with_properties": {"type": "Point", "coordinates": [1.0, 2.0], "properties": {}},
+    "a_geometry_with_a_foreign_member": {"type": "Point", "coordinates": [1.0, 2.0], "x": 1},
+    "a_collection": {"type": "GeometryCollection", "geometries": [{"type": "Point"}]},
+    "an_unknown_type": {"type": "Pointe", "coordinates": [1.0, 2.0]},
+    "a_negative_zero": {"type": "Point", "coordinates": [-0.0, -1e-9]},
+    "no_geometry": None,
+    "a_string_geometry": "POINT (1 2)",
+}
+FEATURE_DEFECTS = {
+    "properties_as_a_list": {"properties": []},
+    "a_boolean_id": {"id": False},
+    "a_features_member": {"features": []},
+    "a_crs_member": {"crs": None},
+    "a_bbox": {"bbox": [0, 0, 1, 1]},
+}
+
+
+@pytest.mark.parametrize("precision", [-1, 0, 2, 6, 10])
+@pytest.mark.parametrize("geometry", [pytest.param(g, id=name) for name, g in ONE_DEFECT.items()])
+def test_each_shortcut_of_the_fused_pass_agrees_with_the_careful_check(
+    geometry: Any, precision: int
+) -> None:
+    plain = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Point", "coordinates": [0.0, 0.0]},
+    }
+    odd = {"type": "Feature", "properties": {"a": 1.23456}, "geometry": geometry, "id": 3}
+    assert_agrees({"type": "FeatureCollection", "features": [plain, odd, plain]}, precision)
+
+
+@pytest.mark.parametrize(
+    "members", [pytest.param(m, id=name) for name, m in FEATURE_DEFECTS.items()]
+)
+def test_feature_members_that_need_the_careful_check_get_it(members: dict[str, Any]) -> None:
+    odd = {"type": "Feature", "properties": {}, "geometry": None, **members}
+    assert_agrees({"type": "FeatureCollection", "features": [odd]}, 6)
 
 
 def test_a_broken_feature_after_rounded_ones_is_reported_as_check_bytes_reports_it() -> None:

@@ -68,7 +68,8 @@ class Pipeline:
         self.in_flight: set[asyncio.Task[None]] = set()
         self._semaphore = asyncio.Semaphore(settings.max_concurrency)
         self._pool = workers.make_pool(settings.workers)
-        self._crashes: Counter[str] = Counter()
+        self._isolation_pool: ProcessPoolExecutor | None = None
+        self._isolation_lock = asyncio.Lock()
         policy = FlushPolicy(
             settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
         )
@@ -99,6 +100,8 @@ class Pipeline:
     def close(self) -> None:
         """Stop the worker processes; files still in them are abandoned."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._isolation_pool is not None:
+            self._isolation_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _handle(self, candidate: Candidate) -> None:
         # A file the ledger knows as committed (kept in place across a restart)
@@ -116,7 +119,7 @@ class Pipeline:
         await self._route(candidate, result)
 
     async def _process(self, candidate: Candidate) -> workers.Result:
-        """Run one file through a worker, replacing the pool when a worker dies."""
+        """Run one file through a worker; after a worker death, retry it on its own."""
         job = workers.Job(
             path=str(candidate.path),
             size=candidate.size,
@@ -125,37 +128,49 @@ class Pipeline:
             max_file_bytes=self.settings.max_file_bytes,
             output_format=self.settings.output_format,
         )
-        loop = asyncio.get_running_loop()
-        while True:
-            pool = self._pool
-            started = time.perf_counter()
-            try:
-                result = await loop.run_in_executor(pool, workers.process_file, job)
-            except BrokenProcessPool:
-                if self._record_crash(candidate, pool):
-                    continue
-                return workers.Rejected(
-                    sha256="",
-                    size=candidate.size,
-                    rule="worker-crash",
-                    pointer="",
-                    message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file",
-                )
-            self.metrics.file_processing_duration_seconds.observe(time.perf_counter() - started)
-            return result
+        pool = self._pool
+        try:
+            return await self._run(pool, job)
+        except BrokenProcessPool:
+            self._replace_pool(pool)
+        return await self._process_alone(candidate, job)
 
-    def _record_crash(self, candidate: Candidate, pool: ProcessPoolExecutor) -> bool:
-        """Replace a broken pool; return whether the file deserves another try."""
+    async def _run(self, pool: ProcessPoolExecutor, job: workers.Job) -> workers.Result:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(pool, workers.process_file, job)
+        self.metrics.file_processing_duration_seconds.observe(time.perf_counter() - started)
+        return result
+
+    def _replace_pool(self, pool: ProcessPoolExecutor) -> None:
         if pool is self._pool:
             log.error("worker_pool_broken", replacing=True)
             pool.shutdown(wait=False, cancel_futures=True)
             self._pool = workers.make_pool(self.settings.workers)
-        key = str(candidate.path)
-        self._crashes[key] += 1
-        if self._crashes[key] < WORKER_CRASH_ATTEMPTS:
-            return True
-        del self._crashes[key]
-        return False
+
+    async def _process_alone(self, candidate: Candidate, job: workers.Job) -> workers.Result:
+        """Retry a file that was in a worker when it died, one file at a time.
+
+        Every file in flight sees the pool break, so only a death with the file
+        alone in a single-worker pool is held against it.
+        """
+        async with self._isolation_lock:
+            for attempt in range(1, WORKER_CRASH_ATTEMPTS + 1):
+                pool = self._isolation_pool or workers.make_pool(1)
+                self._isolation_pool = pool
+                try:
+                    return await self._run(pool, job)
+                except BrokenProcessPool:
+                    log.warning("worker_died_on_file", path=candidate.path, attempt=attempt)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._isolation_pool = None
+        return workers.Rejected(
+            sha256="",
+            size=candidate.size,
+            rule="worker-crash",
+            pointer="",
+            message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file alone",
+        )
 
     async def _route(self, candidate: Candidate, result: workers.Result) -> None:
         match result:
