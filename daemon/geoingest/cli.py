@@ -41,7 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
         "alone exit 0).",
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="The files to check.")
+    _add_inspection_commands(commands)
     return parser
+
+
+def _add_inspection_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ledger = commands.add_parser(
+        "ledger",
+        help="Show what the ledger knows about source files.",
+        description="Show what the ledger knows about source files.",
+    )
+    actions = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    ls = actions.add_parser("ls", help="List the most recently updated entries, newest first.")
+    ls.add_argument("--limit", type=int, default=50, help="The most entries to list (default: 50).")
+    _add_setting_options(ls)
+    show = actions.add_parser("show", help="Show every entry for a path or a content hash.")
+    show.add_argument(
+        "key", metavar="PATH_OR_HASH", help="A path relative to its input folder, or a sha256."
+    )
+    _add_setting_options(show)
+    requeue = commands.add_parser(
+        "requeue",
+        help="Move a fixed quarantined file back into its input folder.",
+        description="Move a quarantined file back into its input folder, at its relative path, "
+        "so that the daemon ingests it again.",
+    )
+    requeue.add_argument(
+        "path", metavar="PATH", type=Path, help="The file in the quarantine folder."
+    )
+    _add_setting_options(requeue)
 
 
 def _add_setting_options(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     if args.command == "check-config":
         return check_config(settings)
+    if args.command == "ledger":
+        return show_ledger(settings, args)
+    if args.command == "requeue":
+        return requeue_file(settings, args.path)
 
     from geoingest import logs
     from geoingest.service import serve
@@ -88,6 +120,42 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Merge the parsed command line with the environment and the config file."""
     cli = {option.key: getattr(args, option.key) for option in OPTIONS}
     return load(cli, os.environ, args.config)
+
+
+def show_ledger(settings: Settings, args: argparse.Namespace) -> ExitCode:
+    """Print ledger entries, as ``geoingest ledger ls|show`` does."""
+    from geoingest import inspection
+    from geoingest.ledger import LEDGER_FILE, Ledger
+
+    if not (settings.state_dir / LEDGER_FILE).exists():
+        print(f"geoingest: no ledger in {settings.state_dir}", file=sys.stderr)
+        return ExitCode.USAGE
+    ledger = Ledger(settings.state_dir)
+    try:
+        if args.ledger_command == "ls":
+            lines = inspection.format_entries(ledger.recent(args.limit))
+        else:
+            lines = [inspection.format_entry_details(e) + "\n" for e in ledger.find(args.key)]
+    finally:
+        ledger.close()
+    if not lines and args.ledger_command == "show":
+        print(f"geoingest: the ledger knows nothing of {args.key}", file=sys.stderr)
+        return ExitCode.PROBLEMS
+    print("\n".join(lines).rstrip())
+    return ExitCode.OK
+
+
+def requeue_file(settings: Settings, path: Path) -> ExitCode:
+    """Take a quarantined file back, as ``geoingest requeue`` does."""
+    from geoingest.inspection import RequeueError, requeue
+
+    try:
+        target = requeue(settings, path)
+    except RequeueError as exc:
+        print(f"geoingest: cannot requeue: {exc}", file=sys.stderr)
+        return ExitCode.PROBLEMS
+    print(f"requeued as {target}")
+    return ExitCode.OK
 
 
 def check_config(settings: Settings) -> ExitCode:
