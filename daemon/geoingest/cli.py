@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from geoingest import __version__
@@ -60,6 +60,13 @@ def _add_inspection_commands(commands: argparse._SubParsersAction[argparse.Argum
         "key", metavar="PATH_OR_HASH", help="A path relative to its input folder, or a sha256."
     )
     _add_setting_options(show)
+    dry_run = commands.add_parser(
+        "dry-run",
+        help="Report what would be ingested, skipped or quarantined, changing nothing.",
+        description="Walk the input folders and report, one line per entry, what the daemon "
+        "would do with it and why, without moving, writing or recording anything.",
+    )
+    _add_setting_options(dry_run)
     requeue = commands.add_parser(
         "requeue",
         help="Move a fixed quarantined file back into its input folder.",
@@ -100,12 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"geoingest: configuration error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    if args.command == "check-config":
-        return check_config(settings)
-    if args.command == "ledger":
-        return show_ledger(settings, args)
-    if args.command == "requeue":
-        return requeue_file(settings, args.path)
+    inspect = _INSPECTIONS.get(args.command)
+    if inspect is not None:
+        return inspect(settings, args)
 
     from geoingest import logs
     from geoingest.service import serve
@@ -142,6 +146,22 @@ def show_ledger(settings: Settings, args: argparse.Namespace) -> ExitCode:
         print(f"geoingest: the ledger knows nothing of {args.key}", file=sys.stderr)
         return ExitCode.PROBLEMS
     print("\n".join(lines).rstrip())
+    return ExitCode.OK
+
+
+def dry_run(settings: Settings) -> ExitCode:
+    """Print what the daemon would do with each entry, as ``geoingest dry-run`` does."""
+    from collections import Counter
+
+    from geoingest.inspection import dry_run as judge
+    from geoingest.logs import printable
+
+    actions: Counter[str] = Counter()
+    for verdict in judge(settings):
+        actions[verdict.action] += 1
+        print(f"{printable(verdict.path)}: {verdict.action}: {verdict.reason}")
+    summary = ", ".join(f"{actions[a]} {a}" for a in ("ingest", "duplicate", "quarantine", "skip"))
+    print(f"dry run: {summary}", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -211,6 +231,15 @@ def validate_files(paths: Sequence[str]) -> ExitCode:
             if not problem.warning:
                 worst = ExitCode.PROBLEMS
     return worst
+
+
+# Commands that look and report rather than run the daemon.
+_INSPECTIONS: dict[str, Callable[[Settings, argparse.Namespace], ExitCode]] = {
+    "check-config": lambda settings, args: check_config(settings),
+    "ledger": show_ledger,
+    "dry-run": lambda settings, args: dry_run(settings),
+    "requeue": lambda settings, args: requeue_file(settings, args.path),
+}
 
 
 if __name__ == "__main__":

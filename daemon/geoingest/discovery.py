@@ -33,7 +33,6 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,9 +43,10 @@ from watchfiles._rust_notify import RustNotify
 from geoingest.config import InputRoot
 from geoingest.metrics import Metrics
 from geoingest.settle import Settler
+from geoingest.walk import DirReader, Entry, Names, Root
 
 if TYPE_CHECKING:
-    from os import _ScandirIterator
+    pass
 
 log = structlog.get_logger()
 
@@ -62,14 +62,12 @@ _NS = 1_000_000_000
 # A file a walk finds without an event is counted as missed once this long has
 # passed since its last change without an event arriving for it.
 _CONFIRM_S = _DEBOUNCE_MS / 1000 + 0.4
-# Entries read per trip to a worker thread, and how old a walk's stat may get
-# (while the walk waits on a full queue) before it is taken again.
-_CHUNK = 256
+# How old a walk's stat may get (while the walk waits on a full queue) before
+# it is taken again.
 _STALE_S = 0.5
 _REARM_DELAY_S = 1.0
 _GAUGE_PERIOD_S = 1.0
 
-_TEMP_SUFFIXES = (".tmp", ".part")
 _ADDED, _MODIFIED, _DELETED = 1, 2, 3
 _VIA = {
     None: "backfill",
@@ -101,105 +99,6 @@ class Candidate:
     def rel(self) -> PurePath:
         """The path relative to the input folder."""
         return self.path.relative_to(self.root.path)
-
-
-@dataclass(frozen=True, slots=True)
-class _Names:
-    """Which names are input files, and which folders are walked."""
-
-    patterns: tuple[str, ...]
-    excludes: tuple[str, ...]
-
-    def file_verdict(self, name: str, rel: str) -> str | None:
-        """Return None for an input file, ``excluded`` for one we skip, ``""`` to ignore."""
-        if not any(fnmatchcase(name, p) for p in self.patterns):
-            return ""
-        if name.startswith(".") or name.endswith(_TEMP_SUFFIXES) or self._excluded(name, rel):
-            return "excluded"
-        return None
-
-    def walks_dir(self, name: str, rel: str) -> bool:
-        """Say whether a folder is walked: hidden and excluded ones are not."""
-        return not name.startswith(".") and not self._excluded(name, rel)
-
-    def _excluded(self, name: str, rel: str) -> bool:
-        return any(fnmatchcase(name, x) or fnmatchcase(rel, x) for x in self.excludes)
-
-
-@dataclass(frozen=True, slots=True)
-class _Root:
-    """An input folder with the forms of its path that checks need."""
-
-    spec: InputRoot
-    top: str
-    real: str
-
-    @classmethod
-    def of(cls, root: InputRoot) -> _Root:
-        top = os.path.normpath(Path(root.path).absolute())
-        return cls(InputRoot(root.name, Path(top)), top, os.path.realpath(top))
-
-    def rel(self, path: str) -> str | None:
-        """Return ``path`` relative to this folder, or None if it is not lexically inside."""
-        if path.startswith(self.top) and path[len(self.top) : len(self.top) + 1] == "/":
-            return path[len(self.top) + 1 :]
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """One directory entry a walk met: a file to offer, a folder, or a skip."""
-
-    path: str
-    kind: str  # "file", "dir", or the skip reason
-    size: int = 0
-    mtime_ns: int = 0
-    ctime_ns: int = 0
-
-
-class _DirReader:
-    """Reads one folder in chunks, in a worker thread, classifying each entry."""
-
-    def __init__(self, path: str, rel: str, names: _Names) -> None:
-        self.path, self.rel, self.names = path, rel, names
-        self.done = False
-        self._it: _ScandirIterator[str] | None = None
-
-    def read(self) -> list[_Entry]:
-        """Return the next chunk of entries; sets ``done`` after the last one."""
-        if self._it is None:
-            self._it = os.scandir(self.path)
-        out: list[_Entry] = []
-        for seen, entry in enumerate(self._it, 1):
-            with contextlib.suppress(FileNotFoundError):
-                item = self._classify(entry)
-                if item is not None:
-                    out.append(item)
-            if seen >= _CHUNK:
-                return out
-        self.close()
-        return out
-
-    def close(self) -> None:
-        """Close the folder; call only while no :meth:`read` is running."""
-        self.done = True
-        if self._it is not None:
-            self._it.close()
-
-    def _classify(self, entry: os.DirEntry[str]) -> _Entry | None:
-        rel = f"{self.rel}/{entry.name}" if self.rel else entry.name
-        if entry.is_dir(follow_symlinks=False):
-            return _Entry(entry.path, "dir") if self.names.walks_dir(entry.name, rel) else None
-        verdict = self.names.file_verdict(entry.name, rel)
-        if entry.is_symlink():
-            counted = verdict is None or (verdict == "" and entry.is_dir())
-            return _Entry(entry.path, "symlink") if counted else None
-        if verdict is not None:
-            return _Entry(entry.path, verdict) if verdict else None
-        st = entry.stat(follow_symlinks=False)
-        if not stat.S_ISREG(st.st_mode):
-            return _Entry(entry.path, "not-regular")
-        return _Entry(entry.path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 async def _in_thread(func: Callable[[], R], wait_s: float | None = None) -> R:
@@ -255,8 +154,8 @@ class Discovery:
         watch: bool = True,
         force_polling: bool = False,
     ) -> None:
-        self._roots = [_Root.of(r) for r in roots]
-        self._names = _Names(tuple(patterns), tuple(excludes))
+        self._roots = [Root.of(r) for r in roots]
+        self._names = Names(tuple(patterns), tuple(excludes))
         self._queue, self._metrics = queue, metrics
         self._rescan_interval_s = rescan_interval_s
         self._watch, self._force_polling = watch, force_polling
@@ -264,13 +163,13 @@ class Discovery:
         self.backfill_done = asyncio.Event()
 
         # Where each path is: settling, claimed, or remembered with (size, mtime_ns, epoch).
-        self._settler: Settler[tuple[_Root, str]] = Settler(settle_s)
+        self._settler: Settler[tuple[Root, str]] = Settler(settle_s)
         self._claimed: dict[str, Candidate] = {}
         self._remembered: dict[str, tuple[int, int, int]] = {}
         self._epoch = 0
         # Claimed paths that had an event meanwhile, and released ones to look at again.
         self._dirty: set[str] = set()
-        self._recheck: dict[str, tuple[_Root, str]] = {}
+        self._recheck: dict[str, tuple[Root, str]] = {}
         # Files a walk found before any event: path -> (walk reason, when to count it missed).
         self._unconfirmed: dict[str, tuple[str, float]] = {}
 
@@ -358,8 +257,8 @@ class Discovery:
         ``watcher_restart`` walk, since events are lost while re-arming.
         """
         old = {r.spec.name for r in self._roots}
-        self._roots = [_Root.of(r) for r in roots]
-        self._names = _Names(tuple(patterns), tuple(excludes))
+        self._roots = [Root.of(r) for r in roots]
+        self._names = Names(tuple(patterns), tuple(excludes))
         self._unwalked |= {r.spec.name for r in self._roots} - old
         self._forget_outside_roots()
         self._rearm = True
@@ -439,7 +338,7 @@ class Discovery:
                 del self._remembered[key]
         log.debug("rescan_finished", reason="periodic", files=found, duration_s=_since(started))
 
-    async def _walk(self, root: _Root, top: str, reason: str | None) -> int:
+    async def _walk(self, root: Root, top: str, reason: str | None) -> int:
         """Walk the folder ``top`` of ``root``; return how many files were new to discovery.
 
         Args:
@@ -467,7 +366,7 @@ class Discovery:
             self._changed.set()
         return found
 
-    async def _scan(self, root: _Root, top: str) -> AsyncGenerator[_Entry, None]:
+    async def _scan(self, root: Root, top: str) -> AsyncGenerator[Entry, None]:
         """Yield the files and skips under ``top``, keeping at most one folder open."""
         todo: list[list[str]] = [[top]]
         while todo:
@@ -475,7 +374,7 @@ class Discovery:
                 todo.pop()
                 continue
             folder = todo[-1].pop()
-            reader = _DirReader(folder, root.rel(folder) or "", self._names)
+            reader = DirReader(folder, root.rel(folder) or "", self._names)
             subdirs: list[str] = []
             try:
                 while not reader.done:
@@ -495,7 +394,7 @@ class Discovery:
                 reader.close()
             todo.append(subdirs)
 
-    def _unconfirm(self, entry: _Entry, reason: str) -> None:
+    def _unconfirm(self, entry: Entry, reason: str) -> None:
         """Note a file a walk found first; it counts as missed unless an event follows."""
         if not self._watch:
             return
@@ -608,7 +507,7 @@ class Discovery:
         for change, path in batch:
             kinds[path] = kinds.get(path, 0) | 1 << change
         parents: dict[tuple[str, str], str | None] = {}
-        new_dirs: dict[str, _Root] = {}
+        new_dirs: dict[str, Root] = {}
         for path in sorted(kinds):
             found = await self._on_change(path, kinds[path], parents)
             if found is not None and not _under_any(path, new_dirs):
@@ -620,7 +519,7 @@ class Discovery:
 
     async def _on_change(
         self, path: str, kinds: int, parents: dict[tuple[str, str], str | None]
-    ) -> _Root | None:
+    ) -> Root | None:
         """Handle the changes of one path; return its root if it is a new folder to walk."""
         located = self._locate(path)
         if located is None:
@@ -648,8 +547,8 @@ class Discovery:
         return None
 
     def _event_entry(
-        self, root: _Root, path: str, rel: str, parents: dict[tuple[str, str], str | None]
-    ) -> _Entry | None:
+        self, root: Root, path: str, rel: str, parents: dict[tuple[str, str], str | None]
+    ) -> Entry | None:
         """Stat an event's path and say what it is; None if it is gone."""
         try:
             st = os.lstat(path)
@@ -661,31 +560,31 @@ class Discovery:
 
     def _classify(
         self,
-        root: _Root,
+        root: Root,
         path: str,
         rel: str,
         st: os.stat_result,
         parents: dict[tuple[str, str], str | None],
-    ) -> _Entry:
+    ) -> Entry:
         """Say what an event's path is, by the same rules as a walk."""
         parent, _, name = rel.rpartition("/")
         blocked = self._parent_verdict(root, parent, parents)
         if blocked is not None:
-            return _Entry(path, blocked)
+            return Entry(path, blocked)
         if stat.S_ISDIR(st.st_mode):
-            return _Entry(path, "dir" if self._names.walks_dir(name, rel) else "")
+            return Entry(path, "dir" if self._names.walks_dir(name, rel) else "")
         verdict = self._names.file_verdict(name, rel)
         if stat.S_ISLNK(st.st_mode):
             counted = verdict is None or (verdict == "" and Path(path).is_dir())
-            return _Entry(path, "symlink" if counted else "")
+            return Entry(path, "symlink" if counted else "")
         if verdict is not None:
-            return _Entry(path, verdict)
+            return Entry(path, verdict)
         if not stat.S_ISREG(st.st_mode):
-            return _Entry(path, "not-regular")
-        return _Entry(path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            return Entry(path, "not-regular")
+        return Entry(path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _parent_verdict(
-        self, root: _Root, parent: str, cache: dict[tuple[str, str], str | None]
+        self, root: Root, parent: str, cache: dict[tuple[str, str], str | None]
     ) -> str | None:
         """Say why a folder's contents are not ours, or None if they are.
 
@@ -708,7 +607,7 @@ class Discovery:
         cache[key] = verdict
         return verdict
 
-    def _locate(self, path: str) -> tuple[_Root, str] | None:
+    def _locate(self, path: str) -> tuple[Root, str] | None:
         """Find the input folder ``path`` is lexically inside, and the path relative to it."""
         for root in self._roots:
             if (rel := root.rel(path)) is not None:
@@ -718,7 +617,7 @@ class Discovery:
     # Routing each sighting.
 
     def _take(
-        self, root: _Root, path: str, size: int, mtime_ns: int, via: str, *, event: bool = False
+        self, root: Root, path: str, size: int, mtime_ns: int, via: str, *, event: bool = False
     ) -> tuple[bool, Candidate | None]:
         """Route one sighting of a file.
 
@@ -784,7 +683,7 @@ class Discovery:
                 await self._restat(root, path, via)
             self._changed.set()
 
-    async def _restat(self, root: _Root, path: str, via: str) -> None:
+    async def _restat(self, root: Root, path: str, via: str) -> None:
         """Stat a file again and route the result; forget it if it is gone."""
         try:
             st = os.lstat(path)
@@ -822,7 +721,7 @@ class Discovery:
 
     # Reloading.
 
-    def _root_named(self, name: str) -> _Root | None:
+    def _root_named(self, name: str) -> Root | None:
         return next((r for r in self._roots if r.spec.name == name), None)
 
     def _forget_outside_roots(self) -> None:
@@ -847,7 +746,7 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
-def _refresh(entry: _Entry, read_at: float) -> _Entry | None:
+def _refresh(entry: Entry, read_at: float) -> Entry | None:
     """Return a walk entry, stat-ed again if it was read long ago; None if it is gone."""
     if entry.kind != "file" or time.monotonic() - read_at <= _STALE_S:
         return entry
@@ -857,10 +756,10 @@ def _refresh(entry: _Entry, read_at: float) -> _Entry | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return _Entry(entry.path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return Entry(entry.path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _under_any(path: str, folders: dict[str, _Root]) -> bool:
+def _under_any(path: str, folders: dict[str, Root]) -> bool:
     """Say whether ``path`` is inside one of ``folders``."""
     parent = path.rpartition("/")[0]
     while parent:

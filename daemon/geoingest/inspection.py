@@ -1,22 +1,26 @@
-"""Looking into what geoingest did: the ledger, and taking quarantined files back.
+"""Looking into what geoingest did and would do, and taking quarantined files back.
 
-These back the ``geoingest ledger ls``, ``ledger show`` and ``requeue``
-commands. They read the ledger through its read-only connection and change
-nothing, except ``requeue``, which moves one file back into its input folder
-and removes its quarantine entry.
+These back the ``geoingest ledger ls``, ``ledger show``, ``dry-run`` and
+``requeue`` commands. They read the ledger through its read-only connection
+and change nothing, except ``requeue``, which moves one file back into its
+input folder and removes its quarantine entry.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from geoingest.config import Settings
+from geoingest import workers
+from geoingest.config import InputRoot, Settings
 from geoingest.files import move_file
-from geoingest.ledger import Entry, Ledger
+from geoingest.ledger import LEDGER_FILE, Entry, Ledger
 from geoingest.logs import printable
 from geoingest.quarantine import ERROR_SUFFIX, read_reason
+from geoingest.walk import Entry as WalkEntry
+from geoingest.walk import Names, walk
 
 
 class RequeueError(Exception):
@@ -98,3 +102,87 @@ def requeue(settings: Settings, quarantined: Path) -> Path:
     finally:
         ledger.close()
     return target
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the daemon would do with one entry of an input folder, and why."""
+
+    path: Path
+    action: str  # "ingest", "skip", "duplicate" or "quarantine"
+    reason: str
+
+
+def dry_run(settings: Settings, now: float | None = None) -> Iterator[Verdict]:
+    """Walk the inputs and judge every entry as the daemon would, with no side effects.
+
+    Files are read and validated in this process; nothing is moved, written or
+    recorded.
+    """
+    now = time.time() if now is None else now
+    names = Names(tuple(settings.patterns), tuple(settings.excludes))
+    ledger_file = settings.state_dir / LEDGER_FILE
+    ledger = Ledger(settings.state_dir, readonly=True) if ledger_file.exists() else None
+    seen: dict[str, Path] = {}
+    try:
+        for root in settings.inputs:
+            for entry in walk(root, names):
+                yield _judge_entry(settings, root, entry, now, ledger, seen)
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _judge_entry(
+    settings: Settings,
+    root: InputRoot,
+    entry: WalkEntry,
+    now: float,
+    ledger: Ledger | None,
+    seen: dict[str, Path],
+) -> Verdict:
+    path = Path(entry.path)
+    if entry.kind != "file":
+        return Verdict(path, "skip", entry.kind)
+    if now - entry.mtime_ns / 1e9 < settings.settle_s:
+        return Verdict(path, "skip", f"too young: changed less than {settings.settle_s} s ago")
+    rel = path.relative_to(root.path.absolute())
+    if ledger is not None and ledger.has_file(root.name, rel, entry.size, entry.mtime_ns):
+        return Verdict(path, "skip", "already ingested")
+    job = workers.Job(
+        str(path),
+        entry.size,
+        entry.mtime_ns,
+        settings.precision,
+        settings.max_file_bytes,
+        settings.output_format,
+    )
+    return _verdict_of(path, workers.process_file(job), settings, ledger, seen)
+
+
+def _verdict_of(
+    path: Path,
+    result: workers.Result,
+    settings: Settings,
+    ledger: Ledger | None,
+    seen: dict[str, Path],
+) -> Verdict:
+    match result:
+        case workers.Ingested():
+            if settings.dedupe == "content":
+                if ledger is not None and ledger.has_content(result.sha256):
+                    return Verdict(path, "duplicate", "the same content is already ingested")
+                if result.sha256 in seen:
+                    return Verdict(path, "duplicate", f"the same content as {seen[result.sha256]}")
+            seen[result.sha256] = path
+            warned = f", warnings: {', '.join(result.warnings)}" if result.warnings else ""
+            return Verdict(path, "ingest", f"{result.features} features{warned}")
+        case workers.Rejected():
+            return Verdict(
+                path, "quarantine", f"{result.rule} at #{result.pointer}: {result.message}"
+            )
+        case workers.Skipped() | workers.Unready():
+            return Verdict(path, "skip", result.reason)
+        case workers.Failed():
+            return Verdict(path, "skip", f"I/O error: {result.message}")
+    raise AssertionError(f"unexpected result {result!r}")

@@ -102,6 +102,7 @@ class Ledger:
 
     Args:
         state_dir: The folder that holds ``ledger.sqlite3``; it must exist.
+        readonly: Open an existing ledger for look-ups only, changing nothing.
 
     Example:
         >>> import tempfile
@@ -114,17 +115,20 @@ class Ledger:
         >>> ledger.close()
     """
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
         self.path = state_dir / LEDGER_FILE
         self._lock = threading.Lock()
-        self._db = _connect(self.path)
-        self._db.executescript(_SCHEMA)
+        self._db: sqlite3.Connection | None = None
+        if not readonly:
+            self._db = _connect(self.path)
+            self._db.executescript(_SCHEMA)
         self._reader = _connect(self.path, readonly=True)
 
     def close(self) -> None:
-        """Close both connections."""
+        """Close the connections."""
         self._reader.close()
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     # Writes: each is one transaction, durable when it returns.
 
@@ -261,6 +265,8 @@ class Ledger:
             )
 
     def _transaction(self) -> _Transaction:
+        if self._db is None:
+            raise sqlite3.OperationalError("the ledger was opened read-only")
         return _Transaction(self._db, self._lock)
 
 

@@ -64,3 +64,31 @@ def test_requeue_refuses_a_file_outside_quarantine(folders: Folders) -> None:
     )
     assert result.returncode == 1
     assert "not a file in the quarantine folder" in result.stderr
+
+
+def test_dry_run_reports_every_entry_and_changes_nothing(
+    folders: Folders, start_daemon: Start
+) -> None:
+    rng = random.Random(23)
+    done = write(folders.drop / "done.geojson", collection(rng, 1))
+    assert start_daemon(command="once").wait() == 0
+    before = sorted(p.name for p in folders.out.iterdir())
+    write(folders.drop / "new.geojson", collection(rng, 4))
+    (folders.drop / "copy.geojson").write_text(json.dumps(done))
+    (folders.drop / "bad.geojson").write_text('{"type": "Point", "coordinates": [1]}')
+    (folders.drop / "upload.geojson.part").write_text("{")
+    (folders.drop / "link.geojson").symlink_to("/etc/hostname")
+    result = _geoingest(
+        "dry-run", "--input", str(folders.drop), "--output", str(folders.out), "--settle-s", "0"
+    )
+    assert result.returncode == 0, result.stderr
+    verdicts = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    drop = str(folders.drop)
+    assert verdicts[f"{drop}/new.geojson"].startswith("ingest: 4 features")
+    assert verdicts[f"{drop}/done.geojson"] == "skip: already ingested"
+    assert verdicts[f"{drop}/copy.geojson"].startswith("duplicate: ")
+    assert verdicts[f"{drop}/bad.geojson"].startswith("quarantine: position-too-short")
+    assert verdicts[f"{drop}/link.geojson"] == "skip: symlink"
+    assert f"{drop}/upload.geojson.part" not in verdicts
+    assert sorted(p.name for p in folders.out.iterdir()) == before
+    assert (folders.drop / "bad.geojson").exists()

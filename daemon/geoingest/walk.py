@@ -1,0 +1,151 @@
+"""Walking input folders: which entries are input files, read a chunk at a time.
+
+The rules for names live here, shared by discovery's walks and events and by
+``geoingest dry-run``: a file is an input file when its name matches a pattern
+and no exclude, and it is not a dot-file or a ``.tmp``/``.part`` file. Hidden
+and excluded folders are not walked. Symlinks are never followed: they are
+reported as ``symlink`` entries, and anything that is not a regular file or a
+folder as ``not-regular``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from geoingest.config import InputRoot
+
+if TYPE_CHECKING:
+    from os import _ScandirIterator
+
+# Entries read per trip to a worker thread.
+_CHUNK = 256
+_TEMP_SUFFIXES = (".tmp", ".part")
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Which names are input files, and which folders are walked."""
+
+    patterns: tuple[str, ...]
+    excludes: tuple[str, ...]
+
+    def file_verdict(self, name: str, rel: str) -> str | None:
+        """Return None for an input file, ``excluded`` for one we skip, ``""`` to ignore."""
+        if not any(fnmatchcase(name, p) for p in self.patterns):
+            return ""
+        if name.startswith(".") or name.endswith(_TEMP_SUFFIXES) or self._excluded(name, rel):
+            return "excluded"
+        return None
+
+    def walks_dir(self, name: str, rel: str) -> bool:
+        """Say whether a folder is walked: hidden and excluded ones are not."""
+        return not name.startswith(".") and not self._excluded(name, rel)
+
+    def _excluded(self, name: str, rel: str) -> bool:
+        return any(fnmatchcase(name, x) or fnmatchcase(rel, x) for x in self.excludes)
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """An input folder with the forms of its path that checks need."""
+
+    spec: InputRoot
+    top: str
+    real: str
+
+    @classmethod
+    def of(cls, root: InputRoot) -> Root:
+        top = os.path.normpath(Path(root.path).absolute())
+        return cls(InputRoot(root.name, Path(top)), top, os.path.realpath(top))
+
+    def rel(self, path: str) -> str | None:
+        """Return ``path`` relative to this folder, or None if it is not lexically inside."""
+        if path.startswith(self.top) and path[len(self.top) : len(self.top) + 1] == "/":
+            return path[len(self.top) + 1 :]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One directory entry a walk met: a file to offer, a folder, or a skip."""
+
+    path: str
+    kind: str  # "file", "dir", or the skip reason
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+
+
+class DirReader:
+    """Reads one folder in chunks, in a worker thread, classifying each entry."""
+
+    def __init__(self, path: str, rel: str, names: Names) -> None:
+        self.path, self.rel, self.names = path, rel, names
+        self.done = False
+        self._it: _ScandirIterator[str] | None = None
+
+    def read(self) -> list[Entry]:
+        """Return the next chunk of entries; sets ``done`` after the last one."""
+        if self._it is None:
+            self._it = os.scandir(self.path)
+        out: list[Entry] = []
+        for seen, entry in enumerate(self._it, 1):
+            with contextlib.suppress(FileNotFoundError):
+                item = self._classify(entry)
+                if item is not None:
+                    out.append(item)
+            if seen >= _CHUNK:
+                return out
+        self.close()
+        return out
+
+    def close(self) -> None:
+        """Close the folder; call only while no :meth:`read` is running."""
+        self.done = True
+        if self._it is not None:
+            self._it.close()
+
+    def _classify(self, entry: os.DirEntry[str]) -> Entry | None:
+        rel = f"{self.rel}/{entry.name}" if self.rel else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            return Entry(entry.path, "dir") if self.names.walks_dir(entry.name, rel) else None
+        verdict = self.names.file_verdict(entry.name, rel)
+        if entry.is_symlink():
+            counted = verdict is None or (verdict == "" and entry.is_dir())
+            return Entry(entry.path, "symlink") if counted else None
+        if verdict is not None:
+            return Entry(entry.path, verdict) if verdict else None
+        st = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            return Entry(entry.path, "not-regular")
+        return Entry(entry.path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def walk(root: InputRoot, names: Names) -> Iterator[Entry]:
+    """Yield every entry of one input folder, depth first, one folder open at a time.
+
+    Folders themselves are not yielded; files, skips and their reasons are.
+    """
+    top = Root.of(root)
+    pending = [(top.top, "")]
+    while pending:
+        path, rel = pending.pop()
+        reader = DirReader(path, rel, names)
+        try:
+            while not reader.done:
+                for entry in reader.read():
+                    if entry.kind == "dir":
+                        pending.append((entry.path, entry.path[len(top.top) + 1 :]))
+                    else:
+                        yield entry
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        finally:
+            reader.close()
