@@ -59,7 +59,7 @@ class Settings:
     settle_s: float = 1.0
     rescan_interval_s: float = 60.0
     force_polling: bool = False
-    max_concurrency: int = 64
+    max_concurrency: int | str = 64
     queue_size: int = 1000
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     batch_max_features: int = 10_000
@@ -88,6 +88,15 @@ def _to_int(raw: object) -> int:
     if isinstance(raw, str):
         return int(raw.strip().replace("_", ""))
     raise ValueError("expected a whole number")
+
+
+def _to_concurrency(raw: object) -> int | str:
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _to_int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number or auto") from None
 
 
 def _to_float(raw: object) -> float:
@@ -259,7 +268,12 @@ OPTIONS: tuple[Option, ...] = (
         metavar="true|false",
     ),
     Option(
-        "max_concurrency", _to_int, "The most files open or in flight at once.", "64", metavar="N"
+        "max_concurrency",
+        _to_concurrency,
+        "The most files open or in flight at once, or auto to adapt the limit to the "
+        "storage's measured latency and throughput.",
+        "64",
+        metavar="N|auto",
     ),
     Option(
         "queue_size",
@@ -474,7 +488,6 @@ def _input_roots(entries: Sequence[str]) -> tuple[InputRoot, ...]:
 
 
 _POSITIVE = (
-    "max_concurrency",
     "queue_size",
     "workers",
     "batch_max_features",
@@ -491,6 +504,8 @@ _NOT_NEGATIVE = (
 
 
 def _check(settings: Settings) -> None:
+    if settings.max_concurrency != "auto" and int(settings.max_concurrency) < 1:
+        raise ConfigError("max_concurrency", "must be 1 or more, or auto")
     for key in _POSITIVE:
         if getattr(settings, key) < 1:
             raise ConfigError(key, "must be 1 or more")

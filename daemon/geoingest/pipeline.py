@@ -24,6 +24,7 @@ import structlog
 from geoingest import workers
 from geoingest.batching import Batch, Batcher, FlushPolicy
 from geoingest.commits import Committer, file_key
+from geoingest.concurrency import AUTO_START, AdaptiveLimit, Limiter, fd_ceiling
 from geoingest.disposal import dispose
 from geoingest.ledger import FileKey
 from geoingest.quarantine import Reason, quarantine
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("geoingest.pipeline")
 
 WORKER_CRASH_ATTEMPTS = 3
+
+
+def _make_limiter(max_concurrency: int | str) -> tuple[Limiter, AdaptiveLimit | None]:
+    """A fixed limit on files in flight, or an adaptive one for ``auto``."""
+    if max_concurrency == "auto":
+        limiter = Limiter(AUTO_START)
+        return limiter, AdaptiveLimit(limiter, ceiling=fd_ceiling())
+    return Limiter(int(max_concurrency)), None
 
 
 class Pipeline:
@@ -66,7 +75,7 @@ class Pipeline:
         self._pending_hashes: set[str] = set()
         self.totals: Counter[str] = Counter()
         self.in_flight: set[asyncio.Task[None]] = set()
-        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
+        self.limiter, self.adaptive = _make_limiter(settings.max_concurrency)
         self._pool = workers.make_pool(settings.workers)
         self._isolation_pool: ProcessPoolExecutor | None = None
         self._isolation_lock = asyncio.Lock()
@@ -74,7 +83,7 @@ class Pipeline:
             settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
         )
         self.batcher = Batcher(policy, self._commit)
-        metrics.concurrency_limit.set(settings.max_concurrency)
+        metrics.concurrency_limit.set_function(lambda: self.limiter.limit)
 
     @property
     def busy(self) -> bool:
@@ -85,7 +94,7 @@ class Pipeline:
         """Take files from the queue and start one task per file, forever."""
         while True:
             candidate = await self.queue.get()
-            await self._semaphore.acquire()
+            await self.limiter.acquire()
             task = asyncio.create_task(self._handle(candidate))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
@@ -109,13 +118,16 @@ class Pipeline:
         if self.ledger.has_file(
             candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
         ):
-            self._semaphore.release()
+            self.limiter.release()
             self.discovery.release(candidate, remember=True)
             return
+        started = time.perf_counter()
         try:
             result = await self._process(candidate)
         finally:
-            self._semaphore.release()
+            self.limiter.release()
+        if self.adaptive is not None:
+            self.adaptive.record(time.perf_counter() - started)
         await self._route(candidate, result)
 
     async def _process(self, candidate: Candidate) -> workers.Result:

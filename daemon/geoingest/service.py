@@ -189,6 +189,8 @@ class Service:
         ]
         if self.once and sys.stderr.isatty():
             coroutines.append(self._show_progress(pipeline))
+        if pipeline.adaptive is not None:
+            coroutines.append(pipeline.adaptive.run())
         background = [asyncio.create_task(c) for c in coroutines]
         # Intake tasks are kept apart: the drain stops them first.
         self._intake = [

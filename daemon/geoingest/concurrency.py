@@ -1,0 +1,148 @@
+"""The limit on files in flight: fixed, or adapted to the storage.
+
+With ``max_concurrency = auto`` the limit follows additive increase and
+multiplicative decrease, the way TCP finds a link's capacity. Once a second
+the controller compares the files finished per second and their mean time in
+flight with the previous second's. While more files in flight bring more
+throughput, the limit grows by a step; when the time in flight rises sharply
+without a matching gain in throughput (the storage or the workers are queueing
+rather than working), the limit shrinks by a quarter. The limit never leaves
+``[floor, ceiling]``, and the ceiling stays well inside the file-descriptor
+limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from dataclasses import dataclass
+
+AUTO_START = 16
+AUTO_FLOOR = 4
+AUTO_CEILING = 256
+# Descriptors the daemon needs besides the files in flight: the ledger, the
+# metrics server and its clients, the watcher, worker pipes, batch files.
+FD_RESERVE = 64
+
+
+class Limiter:
+    """An ``asyncio.Semaphore`` whose limit can change while it is in use.
+
+    Example:
+        >>> async def demo() -> tuple[int, bool]:
+        ...     limiter = Limiter(1)
+        ...     await limiter.acquire()
+        ...     limiter.limit = 2
+        ...     await limiter.acquire()
+        ...     return limiter.in_flight, limiter.locked()
+        >>> asyncio.run(demo())
+        (2, True)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.in_flight = 0
+        self._changed = asyncio.Condition()
+
+    @property
+    def limit(self) -> int:
+        """The most holders at once."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._limit = max(1, value)
+        self._wake()
+
+    def locked(self) -> bool:
+        """Whether an ``acquire`` would wait."""
+        return self.in_flight >= self._limit
+
+    async def acquire(self) -> None:
+        """Wait for a free place, then take it."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight < self._limit)
+            self.in_flight += 1
+
+    def release(self) -> None:
+        """Give a place back."""
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+
+def fd_ceiling() -> int:
+    """The most files in flight that the process's descriptor limit allows."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return AUTO_CEILING
+    return max(AUTO_FLOOR, min(AUTO_CEILING, soft - FD_RESERVE))
+
+
+@dataclass(slots=True)
+class Window:
+    """What one control period saw."""
+
+    finished: int = 0
+    busy_s: float = 0.0
+
+    def mean_s(self) -> float:
+        """Mean time a file spent in flight."""
+        return self.busy_s / self.finished if self.finished else 0.0
+
+
+class AdaptiveLimit:
+    """Additive increase, multiplicative decrease of a :class:`Limiter`'s limit.
+
+    Args:
+        limiter: The limiter to steer.
+        ceiling: The highest limit allowed.
+        floor: The lowest limit allowed.
+
+    Example:
+        >>> control = AdaptiveLimit.__new__(AdaptiveLimit)
+        >>> control.floor, control.ceiling, control.step = 4, 256, 4
+        >>> control.next_limit(16, Window(100, 1.0), Window(120, 1.3))
+        20
+        >>> control.next_limit(20, Window(120, 1.2), Window(121, 3.0))
+        15
+    """
+
+    def __init__(self, limiter: Limiter, ceiling: int, floor: int = AUTO_FLOOR) -> None:
+        self.limiter = limiter
+        self.ceiling = ceiling
+        self.floor = floor
+        self.step = 4
+        self._window = Window()
+
+    def record(self, in_flight_s: float) -> None:
+        """Note one finished file and the time it spent in flight."""
+        self._window.finished += 1
+        self._window.busy_s += in_flight_s
+
+    def next_limit(self, limit: int, previous: Window, current: Window) -> int:
+        """The limit for the next period, from the last two periods."""
+        if not previous.finished or not current.finished:
+            return limit
+        gained = current.finished >= previous.finished * 1.02
+        slower = current.mean_s() > previous.mean_s() * 1.5
+        if slower and not gained:
+            return max(self.floor, int(limit * 0.75))
+        if not gained and self.limiter.in_flight < limit:
+            return limit  # not even the current limit is used: nothing to learn
+        return min(self.ceiling, limit + self.step)
+
+    async def run(self, period_s: float = 1.0) -> None:
+        """Adjust the limit once a period, forever."""
+        previous = Window()
+        while True:
+            await asyncio.sleep(period_s)
+            current, self._window = self._window, Window()
+            self.limiter.limit = self.next_limit(self.limiter.limit, previous, current)
+            previous = current
