@@ -185,3 +185,8 @@ def test_healthcheck_command_follows_the_healthz_status(
     )
 
     assert (result.returncode == 0) is healthy
+
+
+def test_the_readme_installs_with_the_same_command() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert INSTALL_COMMAND in readme
