@@ -10,7 +10,6 @@ cancellation), close. A second SIGTERM or SIGINT forces the exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
@@ -349,17 +348,25 @@ class Service:
 
     async def _show_progress(self, pipeline: Pipeline) -> None:
         started = time.monotonic()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             while True:
                 await asyncio.sleep(0.5)
-                done = pipeline.totals["ingested"] + pipeline.totals["quarantined"]
-                rate = done / max(time.monotonic() - started, 1e-9)
-                sys.stderr.write(
-                    f"\r{done} files ({pipeline.totals['quarantined']} quarantined), "
-                    f"{pipeline.totals['features']} features, {rate:.0f} files/s   "
-                )
-                sys.stderr.flush()
-        sys.stderr.write("\n")
+                self._print_progress(pipeline, started, end="")
+        except asyncio.CancelledError:
+            self._print_progress(pipeline, started, end="\n")
+            raise
+
+    @staticmethod
+    def _print_progress(pipeline: Pipeline, started: float, end: str) -> None:
+        totals = pipeline.totals
+        done = sum(totals[k] for k in ("ingested", "quarantined", "duplicate", "vanished", "error"))
+        done += pipeline.batcher.pending_files
+        rate = done / max(time.monotonic() - started, 1e-9)
+        sys.stderr.write(
+            f"\r{done} files ({totals['quarantined']} quarantined), "
+            f"{totals['features']} features committed, {rate:.0f} files/s   {end}"
+        )
+        sys.stderr.flush()
 
 
 def serve(
