@@ -73,6 +73,7 @@ class Pipeline:
         self.committer = committer
         self.ledger = committer.ledger
         self._pending_hashes: set[str] = set()
+        self._keeps_sources = settings.on_success == "keep"
         self.totals: Counter[str] = Counter()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.limiter, self.adaptive = _make_limiter(settings.max_concurrency)
@@ -114,8 +115,9 @@ class Pipeline:
 
     async def _handle(self, candidate: Candidate) -> None:
         # A file the ledger knows as committed (kept in place across a restart)
-        # is not read again.
-        if self.ledger.has_file(
+        # is not read again. Moved and deleted sources are gone once disposed
+        # of, and recovery disposes of any a crash left behind.
+        if self._keeps_sources and self.ledger.has_file(
             candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
         ):
             self.limiter.release()
