@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -40,7 +41,8 @@ def shapes(positions: st.SearchStrategy[list[Any]]) -> dict[str, st.SearchStrate
     }
 
 
-PLAIN, ODD = shapes(plain_positions), shapes(odd_positions)
+altitudes = st.tuples(st.floats(-180, 180), st.floats(-90, 90), st.floats(-100, 9000)).map(list)
+PLAIN, PLAIN_3D, ODD = shapes(plain_positions), shapes(altitudes), shapes(odd_positions)
 bboxes = st.lists(st.floats(-10, 10), min_size=4, max_size=4)
 foreign = st.one_of(
     *[st.just({})] * 4,
@@ -58,7 +60,7 @@ simple = st.one_of(
         st.builds(
             shaped,
             st.just(kind),
-            st.one_of(PLAIN[kind], PLAIN[kind], PLAIN[kind], ODD[kind], st.just([])),
+            st.one_of(PLAIN[kind], PLAIN[kind], PLAIN_3D[kind], ODD[kind], st.just([])),
             foreign,
             st.booleans(),
         )
@@ -157,7 +159,10 @@ def assert_agrees(document: Any, precision: int) -> None:
         assert result == Accepted(carefully(raw, precision), problems)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@settings(SETTINGS, max_examples=600)
 @given(document=documents, precision=precisions)
 def test_ingest_accepts_exactly_what_the_careful_check_accepts(
     document: Any, precision: int
@@ -165,7 +170,7 @@ def test_ingest_accepts_exactly_what_the_careful_check_accepts(
     assert_agrees(document, precision)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(SETTINGS, max_examples=300)
 @given(
     drawn=st.lists(PLAIN["LineString"], min_size=1, max_size=20),
     precision=precisions,
@@ -192,13 +197,46 @@ def test_plain_features_come_out_as_the_careful_transform_makes_them(
     assert result.warnings == check_bytes(raw)
 
 
+def near_half(precision: int, share: float, steps: int) -> float:
+    """Return a decimal half at ``precision`` in longitude range, moved ``steps`` floats."""
+    scale = 10**precision
+    value = (int(share * 180 * scale) - 90 * scale + 0.5) / scale
+    for _ in range(abs(steps)):
+        value = math.nextafter(value, math.copysign(math.inf, steps))
+    return value
+
+
+@settings(SETTINGS, max_examples=200)
+@given(
+    precision=st.integers(0, 9),
+    numbers=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(-2, 2)), min_size=4, max_size=60
+    ),
+)
+def test_numbers_next_to_a_half_come_out_as_round_makes_them(
+    precision: int, numbers: list[tuple[float, int]]
+) -> None:
+    values = [near_half(precision, share, steps) for share, steps in numbers]
+    line = [[x, y / 2] for x, y in zip(values, reversed(values), strict=True)]
+    feature = {"type": "Feature", "properties": None}
+    document = {
+        "type": "FeatureCollection",
+        "features": [{**feature, "geometry": {"type": "LineString", "coordinates": line}}],
+    }
+    assert_agrees(document, precision)
+
+
 RING = [[0.5, 0.5], [1.5, 0.5], [1.5, 1.5], [0.5, 1.5], [0.5, 0.5]]
 ONE_DEFECT = {
     "a_plain_point": {"type": "Point", "coordinates": [1.25, 2.5]},
     "an_integer_position": {"type": "Point", "coordinates": [1, 2.5]},
     "a_boolean_in_a_position": {"type": "LineString", "coordinates": [[1.0, 2.0], [True, 2.0]]},
     "a_string_in_a_position": {"type": "Point", "coordinates": [1.0, "2"]},
-    "an_altitude": {"type": "LineString", "coordinates": [[1.0, 2.0], [3.0, 4.0, 5.0]]},
+    "an_altitude": {"type": "LineString", "coordinates": [[1.0, 2.0, 0.5], [3.0, 4.0, 5.0]]},
+    "a_boolean_altitude": {"type": "Point", "coordinates": [1.0, 2.0, True]},
+    "an_integer_altitude": {"type": "MultiPoint", "coordinates": [[1.0, 2.0, 3]]},
+    "a_mix_of_2d_and_3d": {"type": "LineString", "coordinates": [[1.0, 2.0], [3.0, 4.0, 5.0]]},
+    "a_3d_ring_clockwise": {"type": "Polygon", "coordinates": [[[*p, 1.0] for p in RING[::-1]]]},
     "four_numbers": {"type": "Point", "coordinates": [1.0, 2.0, 3.0, 4.0]},
     "one_number": {"type": "Point", "coordinates": [1.0]},
     "a_latitude_out_of_range": {"type": "LineString", "coordinates": [[1.0, 2.0], [3.0, 95.0]]},
@@ -280,6 +318,64 @@ def test_a_broken_feature_after_rounded_ones_is_reported_as_check_bytes_reports_
         ("position-too-short", "/features/2/geometry/coordinates"),
         ("position-too-short", "/features/3/geometry/coordinates"),
     ]
+
+
+POINT = b'{"type": "Point", "coordinates": [1.5, 2.5]}'
+FEATURE = b'{"type": "Feature", "properties": {"a": "x:y"}, "geometry": ' + POINT + b"}"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(POINT.replace(b'"type"', b'"type": "Point", "type"'), id="geometry"),
+        pytest.param(FEATURE[:-1] + b', "id": 1, "id": 2}', id="feature"),
+        pytest.param(FEATURE.replace(b'"a"', b'"a": 1, "a"'), id="properties"),
+        pytest.param(
+            b'{"type": "FeatureCollection", "features": [' + FEATURE + b'], "features": []}',
+            id="collection",
+        ),
+        pytest.param(
+            b'{"type": "FeatureCollection", "features": ['
+            + FEATURE
+            + b", "
+            + FEATURE.replace(b'"x:y"', b'{"k": 1, "k": 1}')
+            + b"]}",
+            id="second_feature",
+        ),
+        pytest.param(
+            b'{"type": "FeatureCollection", "name": {"a": 1, "a": 2}, "features": []}',
+            id="collection_member",
+        ),
+    ],
+)
+def test_a_member_named_twice_is_refused_as_check_bytes_refuses_it(raw: bytes) -> None:
+    expected = check_bytes(raw)
+    assert [problem.rule for problem in expected] == ["duplicate-member"]
+    assert ingest_document(raw, 6) == Rejected(expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(FEATURE, id="a_colon_in_a_string"),
+        pytest.param(FEATURE.replace(b"x:y", b"x\\u003ay"), id="an_escaped_colon"),
+        pytest.param(POINT, id="a_bare_geometry"),
+        pytest.param(
+            b'{"type": "FeatureCollection", "name": "a:b", "features": [' + FEATURE + b"]}",
+            id="a_collection_with_members",
+        ),
+    ],
+)
+def test_colons_in_strings_are_not_taken_for_a_member_named_twice(raw: bytes) -> None:
+    result = ingest_document(raw, 6)
+    assert isinstance(result, Accepted)
+    assert check_bytes(raw) == []
+
+
+def test_a_collection_member_too_deep_to_write_is_no_obstacle() -> None:
+    raw = b'{"type": "FeatureCollection", "features": [], "x": ' + b"[" * 300 + b"]" * 300 + b"}"
+    assert check_bytes(raw) == []
+    assert ingest_document(raw, 6) == Accepted([], [])
 
 
 def test_a_decoding_problem_is_the_only_problem() -> None:

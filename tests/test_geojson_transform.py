@@ -205,7 +205,7 @@ def test_numbers_that_round_to_zero_keep_their_sign(value: float) -> None:
 
 @pytest.mark.parametrize(
     "position",
-    [[1, 2.0], [True, 2.0], [1.0, None], [1.0, 2.0, 3.0], [1.0], [181.0, 0.0], [0.0, -90.5]],
+    [[1, 2.0], [True, 2.0], [1.0, None], [1.0, 2.0, 3], [1.0], [181.0, 0.0], [0.0, -90.5]],
 )
 @pytest.mark.parametrize("precision", [-1, 3, FAST_DIGITS + 1])
 def test_the_fast_rounders_refuse_what_they_do_not_handle(position: Any, precision: int) -> None:
@@ -213,3 +213,13 @@ def test_the_fast_rounders_refuse_what_they_do_not_handle(position: Any, precisi
         line_rounder(precision)([[0.0, 0.0], position])
     with pytest.raises((Unusual, ValueError)):
         point_rounder(precision)(position)
+
+
+@pytest.mark.parametrize("precision", [-1, 3, FAST_DIGITS + 1])
+def test_the_fast_rounders_take_3d_positions_but_not_a_mix(precision: int) -> None:
+    line = [[0.12345, 1.5, 100.06789], [2.25, 3.75, -4.00049]]
+    expected = [[round(n, precision) if precision >= 0 else n for n in p] for p in line]
+    assert line_rounder(precision)(line) == expected
+    assert point_rounder(precision)(line[0]) == expected[0]
+    with pytest.raises((Unusual, ValueError)):
+        line_rounder(precision)([[0.0, 0.0], *line])

@@ -57,6 +57,11 @@ ERROR_CASES = [
     pytest.param(b'{"a": 1 "b": 2}', [("json-syntax", "")], id="a_missing_comma_is_json_syntax"),
     pytest.param(b"[nan]", [("json-syntax", "")], id="lowercase_nan_is_json_syntax"),
     pytest.param(b"{} {}", [("json-syntax", "")], id="two_values_are_json_syntax"),
+    pytest.param(
+        b'{"type": "Point", "coordinates": [1, 2], "type": "Point"}',
+        [("duplicate-member", "/type")],
+        id="a_member_named_twice_is_duplicate_member",
+    ),
     pytest.param(b"\x00\xff not json", [("encoding", "")], id="binary_is_encoding"),
     # The top level.
     pytest.param(None, [("not-geojson", "")], id="null_is_not_geojson"),

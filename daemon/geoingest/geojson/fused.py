@@ -1,12 +1,14 @@
-"""The fused pass: check, round and encode an ordinary Feature in one go.
+"""The fused pass: check, round and encode ordinary Features in one go.
 
 Most features geoingest sees are plain: a Point, a line or a polygon of 2D
-float positions inside the WGS 84 range, properties as an object, an id. For
+float positions inside the WGS 84 range, properties as an object, an id. (3D
+positions pass too, rounded number by number with ``round``.) For
 those, one list comprehension per line checks every position and rounds it,
 and the Feature goes straight to orjson. Anything else raises
-:class:`Unusual` (or fails with TypeError, ValueError or KeyError on the way),
-and the caller hands that feature to the careful check in
-:mod:`geoingest.geojson.validate`, which decides.
+:class:`Unusual` (or fails with TypeError, ValueError, KeyError or IndexError
+on the way), :meth:`FusedPass.collection` marks that feature, and the caller
+hands it to the careful check in :mod:`geoingest.geojson.validate`, which
+decides.
 
 So this module must never pass a feature that the careful check would fault,
 and must report the warnings the careful check would report for the features it
@@ -24,6 +26,7 @@ to the bit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,16 +42,16 @@ Notes = list[tuple[str, bool | None]]
 ``None`` marks an antimeridian jump; True or False a ring wound the wrong way.
 """
 
-# Telling a value near a half from a half needs the error of x * 10**precision
-# to stay far below the 0.0001 margin of _HALF; at 9 decimals it is under 0.00002
-# for any longitude.
+# A scaled number this close to a half or closer may have crossed it when scaled.
+# Telling the two sides apart needs the error of x * 10**precision to stay far
+# below the margin left, 0.0001; at 9 decimals it is under 0.00002 for any
+# longitude.
+NEAR_HALF = 0.4999
 FAST_DIGITS = 9
 _SNAP = 1.5 * 2.0**52
-_HALF = 0.4999
 
 # Members whose presence needs the careful check: forbidden ones, and ones that
-# need checking (bbox) or warn (crs).
-_FEATURE_FLAGS = frozenset({"features", "bbox", "crs"})
+# need checking (bbox) or warn (crs). A Feature's are tested one by one, inline.
 _GEOMETRY_FLAGS = frozenset({"geometry", "properties", "features", "geometries", "bbox", "crs"})
 _ID_TYPES = frozenset({str, int, float})
 
@@ -58,7 +61,7 @@ class Unusual(Exception):
 
 
 def point_rounder(precision: int) -> Callable[[Any], Position]:
-    """Return a function that rounds one 2D float position in range.
+    """Return a function that rounds one 2D or 3D float position in range.
 
     The function raises :class:`Unusual` for anything else.
 
@@ -69,10 +72,13 @@ def point_rounder(precision: int) -> Callable[[Any], Position]:
     round_line = line_rounder(precision)
     if precision == KEEP_PRECISION or precision > FAST_DIGITS:
         return lambda position: round_line([position])[0]
-    scale, snap, low, high = 10.0**precision, _SNAP, -_HALF, _HALF
+    scale, snap, low, high = 10.0**precision, _SNAP, -NEAR_HALF, NEAR_HALF
 
     def round_point(position: Any) -> Position:
-        x, y = position
+        try:
+            x, y = position
+        except ValueError:
+            return round_line([position])[0]
         if (
             type(x) is float is type(y)
             and -180.0 <= x <= 180.0
@@ -89,8 +95,9 @@ def point_rounder(precision: int) -> Callable[[Any], Position]:
 def line_rounder(precision: int) -> Callable[[Any], Line]:
     """Return a function that rounds an array of 2D float positions in range.
 
-    The function raises :class:`Unusual` for anything else: positions with
-    another length, numbers that are not floats, or positions out of range.
+    Arrays of 3D positions are rounded too, with ``round`` itself. The function
+    raises :class:`Unusual` for anything else: positions of mixed or other
+    lengths, numbers that are not floats, or positions out of range.
 
     Example:
         >>> line_rounder(1)([[0.25, 1.04], [-0.04, 89.96]])
@@ -101,20 +108,23 @@ def line_rounder(precision: int) -> Callable[[Any], Line]:
     exact = _exact_rounder(precision)
     if precision > FAST_DIGITS:
         return exact
-    scale, snap, low, high = 10.0**precision, _SNAP, -_HALF, _HALF
+    scale, snap, low, high = 10.0**precision, _SNAP, -NEAR_HALF, NEAR_HALF
 
     def round_line(line: Any) -> Line:
         # a and b are the scaled numbers, u and v the integers nearest to them;
         # "or a * 0.0" gives a zero the sign of the number that rounds to it.
-        out = [
-            [u / scale, v / scale]
-            for x, y in line
-            if type(x) is float is type(y)
-            and -180.0 <= x <= 180.0
-            and -90.0 <= y <= 90.0
-            and low < (a := x * scale) - (u := a + snap - snap or a * 0.0) < high
-            and low < (b := y * scale) - (v := b + snap - snap or b * 0.0) < high
-        ]
+        try:
+            out = [
+                [u / scale, v / scale]
+                for x, y in line
+                if type(x) is float is type(y)
+                and -180.0 <= x <= 180.0
+                and -90.0 <= y <= 90.0
+                and low < (a := x * scale) - (u := a + snap - snap or a * 0.0) < high
+                and low < (b := y * scale) - (v := b + snap - snap or b * 0.0) < high
+            ]
+        except ValueError:  # a position that is not 2D
+            return exact(line)
         return out if len(out) == len(line) else exact(line)
 
     return round_line
@@ -124,11 +134,20 @@ def _exact_rounder(precision: int) -> Callable[[Any], Line]:
     """Return a line rounder that calls ``round`` on every number."""
 
     def round_line(line: Any) -> Line:
-        out = [
-            [round(x, precision), round(y, precision)]
-            for x, y in line
-            if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
-        ]
+        try:
+            out = [
+                [round(x, precision), round(y, precision)]
+                for x, y in line
+                if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
+            ]
+        except ValueError:  # a position that is not 2D
+            out = [
+                [round(x, precision), round(y, precision), round(z, precision)]
+                for x, y, z in line
+                if type(x) is float is type(y) is type(z)
+                and -180.0 <= x <= 180.0
+                and -90.0 <= y <= 90.0
+            ]
         if len(out) != len(line):
             raise Unusual
         return out
@@ -137,16 +156,41 @@ def _exact_rounder(precision: int) -> Callable[[Any], Line]:
 
 
 def _keep_line(line: Any) -> Line:
-    """Check an array of 2D float positions in range, and return it as it is."""
-    kept = [
-        1
-        for x, y in line
-        if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
-    ]
+    """Check an array of 2D or 3D float positions in range, and return it as it is."""
+    try:
+        kept = [
+            1
+            for x, y in line
+            if type(x) is float is type(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0
+        ]
+    except ValueError:  # a position that is not 2D
+        kept = [
+            1
+            for x, y, z in line
+            if type(x) is float is type(y) is type(z)
+            and -180.0 <= x <= 180.0
+            and -90.0 <= y <= 90.0
+        ]
     if len(kept) != len(line):
         raise Unusual
     checked: Line = line
     return checked
+
+
+@dataclass(slots=True)
+class Fused:
+    """What the fused pass made of the features of a collection.
+
+    Attributes:
+        encoded: Each feature encoded, or None where the careful check must look.
+        notes: Warnings on plain features, in order, as (feature index, pointer
+            below the geometry, hole or None); see :data:`Notes`.
+        unusual: How many features are None in ``encoded``.
+    """
+
+    encoded: list[bytes | None]
+    notes: list[tuple[int, str, bool | None]]
+    unusual: int
 
 
 class FusedPass:
@@ -167,32 +211,47 @@ class FusedPass:
             "MultiPolygon": self._multi_polygon,
         }
 
-    def feature(self, feature: Any, notes: Notes) -> bytes:
-        """Return the encoded Feature with rounded coordinates, adding its warnings to ``notes``.
+    def collection(self, features: list[Any]) -> Fused:
+        """Round and encode the plain features of a collection; see :class:`Fused`.
 
-        Raises:
-            Unusual: The feature needs the careful check (so may TypeError,
-                ValueError, KeyError and IndexError).
+        Plain features get their rounded coordinates in place; an unusual one
+        may have been changed in part.
         """
-        if type(feature) is not dict or feature.get("type") != "Feature":
-            raise Unusual
-        if "features" in feature or "bbox" in feature or "crs" in feature:
-            raise Unusual
-        properties = feature["properties"]
-        if properties is not None and type(properties) is not dict:
-            raise Unusual
-        if type(feature.get("id", "")) not in _ID_TYPES:
-            raise Unusual
-        geometry = feature["geometry"]
-        if geometry is not None:
-            if type(geometry) is not dict or not _GEOMETRY_FLAGS.isdisjoint(geometry):
-                raise Unusual
-            kind = geometry["type"]
-            if kind == "Point":
-                geometry["coordinates"] = self._round_point(geometry["coordinates"])
-            else:
-                geometry["coordinates"] = self._shapes[kind](geometry["coordinates"], notes)
-        return orjson.dumps(feature)
+        # One loop with the feature's own checks inline, and Points rounded
+        # inline: a Python call per feature costs as much as all those checks.
+        round_point, shapes, dumps = self._round_point, self._shapes, orjson.dumps
+        fused = Fused([], [], 0)
+        encoded, noted = fused.encoded, fused.notes
+        notes: Notes = []
+        for index, feature in enumerate(features):
+            try:
+                if type(feature) is not dict or feature.get("type") != "Feature":
+                    raise Unusual
+                if "features" in feature or "bbox" in feature or "crs" in feature:
+                    raise Unusual
+                properties = feature["properties"]
+                if properties is not None and type(properties) is not dict:
+                    raise Unusual
+                if type(feature.get("id", "")) not in _ID_TYPES:
+                    raise Unusual
+                geometry = feature["geometry"]
+                if geometry is not None:
+                    if type(geometry) is not dict or not _GEOMETRY_FLAGS.isdisjoint(geometry):
+                        raise Unusual
+                    kind, coordinates = geometry["type"], geometry["coordinates"]
+                    if kind == "Point":
+                        geometry["coordinates"] = round_point(coordinates)
+                    else:
+                        geometry["coordinates"] = shapes[kind](coordinates, notes)
+                encoded.append(dumps(feature))
+            except (Unusual, TypeError, ValueError, KeyError, IndexError):
+                encoded.append(None)
+                fused.unusual += 1
+                notes.clear()
+            if notes:
+                noted.extend((index, below, hole) for below, hole in notes)
+                notes.clear()
+        return fused
 
     def _multi_point(self, positions: Any, notes: Notes) -> Line:
         """Round a MultiPoint's positions."""
@@ -238,7 +297,7 @@ class FusedPass:
         out = self._round_line(ring)
         if len(out) < 4 or ring[0] != ring[-1]:
             raise Unusual
-        xs, ys = zip(*ring, strict=False)
+        xs, ys, *_ = zip(*ring, strict=False)
         if jumps_antimeridian(xs):
             notes.append((f"{polygon}/{index}", None))
         area = signed_area2(xs, ys)

@@ -10,25 +10,35 @@ FeatureCollection's ``features`` go through the fused pass first, and only
 those it finds unusual get the careful check and the careful transform.
 Rejected documents are decoded and checked again from their bytes, because
 the fused pass rounds features in place before it meets the broken one.
+
+A member named twice in one object makes ``check_bytes`` refuse the file
+before any other check. Here the colons of the encoded features, which are
+written anyway, stand in for writing the whole document once more to count
+them, and the exact scan runs only when the bytes hold more.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from geoingest.geojson.decode import DecodeError, decode
-from geoingest.geojson.fused import FusedPass, Notes, Unusual
+from geoingest.geojson.decode import (
+    DecodeError,
+    decode_unchecked,
+    names_may_repeat,
+    repeated_member,
+)
+from geoingest.geojson.fused import FusedPass
 from geoingest.geojson.problems import Problem, antimeridian_warning, child, winding_warning
 from geoingest.geojson.transform import (
     check_precision,
     output_features,
     round_feature,
 )
-from geoingest.geojson.validate import Walker, check_document, has_error
+from geoingest.geojson.validate import Walker, check_bytes, has_error
 
 
 @dataclass(slots=True)
@@ -76,7 +86,7 @@ def ingest_document(raw: bytes, precision: int) -> Accepted | Rejected:
     """
     check_precision(precision)
     try:
-        doc = decode(raw)
+        doc = decode_unchecked(raw)
     except DecodeError as failure:
         return Rejected([failure.problem])
     walker = _IngestWalker(precision)
@@ -84,15 +94,41 @@ def ingest_document(raw: bytes, precision: int) -> Accepted | Rejected:
     if has_error(walker.problems):
         return _rejection(raw)
     assert isinstance(doc, dict)  # a document without errors is an object
+    if doc["type"] == "FeatureCollection":
+        features = walker.encoded
+    else:
+        features = _encode_carefully(output_features(doc), precision)
+    written = _colons_written(doc, features)
+    if (written is None or names_may_repeat(raw, written)) and repeated_member(raw):
+        return _rejection(raw)
+    return Accepted(features, walker.problems)
+
+
+# The members "type", "geometry" and "properties" that wrap a bare geometry.
+_WRAPPER_COLONS = 3
+
+
+def _colons_written(doc: dict[str, Any], features: list[bytes]) -> int | None:
+    """Return the colons orjson writes for ``doc``, given its encoded features.
+
+    Returns None when a member outside the features nests deeper than orjson
+    writes, and the count is unknown.
+    """
+    written = b"".join(features).count(b":")
+    if doc["type"] == "Feature":
+        return written
     if doc["type"] != "FeatureCollection":
-        return Accepted(_encode_carefully(output_features(doc), precision), walker.problems)
-    return Accepted(walker.encoded, walker.problems)
+        return written - _WRAPPER_COLONS
+    shell = {name: value for name, value in doc.items() if name != "features"}
+    try:
+        return written + orjson.dumps(shell).count(b":") + 1
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _rejection(raw: bytes) -> Rejected:
     """Check a refused document afresh from its bytes and return its errors."""
-    problems = check_document(orjson.loads(raw))
-    return Rejected([problem for problem in problems if not problem.warning])
+    return Rejected([problem for problem in check_bytes(raw) if not problem.warning])
 
 
 def _encode_carefully(features: list[dict[str, Any]], precision: int) -> list[bytes]:
@@ -109,26 +145,29 @@ class _IngestWalker(Walker):
         super().__init__()
         self.encoded: list[bytes] = []
         self._precision = precision
-        self._fused = FusedPass(precision)
+        self._fused = _fused_pass(precision)
 
     def features(self, value: object, pointer: str) -> None:
         """Ingest the elements of ``features``, stopping at the first broken one."""
         if not isinstance(value, list):
             super().features(value, pointer)
             return
-        fused = self._fused.feature
-        encoded = self.encoded
-        notes: Notes = []
-        for index, item in enumerate(value):
-            try:
-                encoded.append(fused(item, notes))
-            except (Unusual, TypeError, ValueError, KeyError, IndexError):
-                notes.clear()
-                if not self._ingest_unusual(item, child(pointer, index)):
-                    return
-            if notes:
-                self.problems.extend(_noted(pointer, index, *note) for note in notes)
-                notes.clear()
+        fused = self._fused.collection(value)
+        if not fused.unusual:
+            # The common case: every feature was plain, so no order to merge.
+            self.encoded = cast(list[bytes], fused.encoded)
+            self.problems.extend(_noted(pointer, *note) for note in fused.notes)
+            return
+        notes = iter(fused.notes)
+        note = next(notes, None)
+        for index, encoded in enumerate(fused.encoded):
+            if encoded is not None:
+                self.encoded.append(encoded)
+            elif not self._ingest_unusual(value[index], child(pointer, index)):
+                return
+            while note is not None and note[0] == index:
+                self.problems.append(_noted(pointer, *note))
+                note = next(notes, None)
 
     def _ingest_unusual(self, item: object, pointer: str) -> bool:
         """Check, round and encode one feature carefully; return False if it is broken."""
@@ -151,3 +190,9 @@ def _noted(features: str, index: int, below: str, hole: bool | None) -> Problem:
     """
     at = f"{child(features, index)}/geometry{below}"
     return antimeridian_warning(at) if hole is None else winding_warning(at, hole)
+
+
+@lru_cache(maxsize=8)
+def _fused_pass(precision: int) -> FusedPass:
+    """Return the fused pass for ``precision``, built once per process."""
+    return FusedPass(precision)

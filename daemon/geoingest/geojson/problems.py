@@ -46,6 +46,7 @@ ERROR_RULES: dict[str, str] = {
     "json-too-deep": "Arrays and objects nest deeper than geoingest reads or writes.",
     "number-out-of-range": "A number is too large for a 64-bit float.",
     "json-syntax": "The text is not well-formed JSON.",
+    "duplicate-member": "An object names the same member twice.",
     "not-geojson": "The document is not a JSON object.",
     "missing-type": "An object that must be GeoJSON has no type member.",
     "unknown-type": "A type member is not one of the nine GeoJSON type names.",
