@@ -25,6 +25,7 @@ from geoingest.commits import Committer
 from geoingest.config import ConfigError, Settings
 from geoingest.discovery import Candidate, Discovery
 from geoingest.exitcodes import ExitCode
+from geoingest.geojson import ERROR_RULES
 from geoingest.health import HealthServer, Heartbeat, Readiness, monitor_event_loop
 from geoingest.ledger import Ledger
 from geoingest.metrics import Metrics, process_registry
@@ -111,7 +112,9 @@ class Service:
         self.readiness = Readiness()
         self.heartbeat = Heartbeat()
         self.notifier = Notifier.from_environment()
-        self.metrics = Metrics(process_registry(), [root.name for root in settings.inputs])
+        self.metrics = Metrics(
+            process_registry(), [root.name for root in settings.inputs], rules=tuple(ERROR_RULES)
+        )
         self._stop = asyncio.Event()
         self._signals = 0
 
