@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("geoingest.pipeline")
 
 WORKER_CRASH_ATTEMPTS = 3
+CHUNK_MAX_FILES = 16
+CHUNK_MAX_BYTES = 4 * 1024 * 1024
 
 
 def _make_limiter(max_concurrency: int | str) -> tuple[Limiter, AdaptiveLimit | None]:
@@ -92,11 +94,28 @@ class Pipeline:
         return bool(self.in_flight) or not self.queue.empty() or self.batcher.pending_files > 0
 
     async def dispatch(self) -> None:
-        """Take files from the queue and start one task per file, forever."""
+        """Take files from the queue in small chunks, one task per chunk, forever.
+
+        A chunk is whatever is queued already, up to ``CHUNK_MAX_FILES`` files or
+        ``CHUNK_MAX_BYTES`` bytes, and each of its files holds a place under the
+        limit. One call into the worker pool per chunk, rather than per file,
+        keeps the main process's share of the work small during a backfill; a
+        file arriving alone still goes on at once.
+        """
         while True:
-            candidate = await self.queue.get()
+            chunk = [await self.queue.get()]
             await self.limiter.acquire()
-            task = asyncio.create_task(self._handle(candidate))
+            nbytes = chunk[0].size
+            while (
+                len(chunk) < CHUNK_MAX_FILES
+                and nbytes < CHUNK_MAX_BYTES
+                and not self.queue.empty()
+                and not self.limiter.locked()
+            ):
+                await self.limiter.acquire()
+                chunk.append(self.queue.get_nowait())
+                nbytes += chunk[-1].size
+            task = asyncio.create_task(self._handle(chunk))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
 
@@ -113,28 +132,38 @@ class Pipeline:
         if self._isolation_pool is not None:
             self._isolation_pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _handle(self, candidate: Candidate) -> None:
+    async def _handle(self, chunk: list[Candidate]) -> None:
         # A file the ledger knows as committed (kept in place across a restart)
         # is not read again. Moved and deleted sources are gone once disposed
         # of, and recovery disposes of any a crash left behind.
-        if self._keeps_sources and self.ledger.has_file(
-            candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
-        ):
-            self.limiter.release()
-            self.discovery.release(candidate, remember=True)
+        if self._keeps_sources:
+            chunk = [candidate for candidate in chunk if not self._known(candidate)]
+        if not chunk:
             return
         started = time.perf_counter()
         try:
-            result = await self._process(candidate)
+            results = await self._process(chunk)
         finally:
-            self.limiter.release()
+            for _ in chunk:
+                self.limiter.release()
         if self.adaptive is not None:
-            self.adaptive.record(time.perf_counter() - started)
-        await self._route(candidate, result)
+            in_flight_s = (time.perf_counter() - started) / len(chunk)
+            for _ in chunk:
+                self.adaptive.record(in_flight_s)
+        for candidate, result in zip(chunk, results, strict=True):
+            await self._route(candidate, result)
 
-    async def _process(self, candidate: Candidate) -> workers.Result:
-        """Run one file through a worker; after a worker death, retry it on its own."""
-        job = workers.Job(
+    def _known(self, candidate: Candidate) -> bool:
+        if not self.ledger.has_file(
+            candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
+        ):
+            return False
+        self.limiter.release()
+        self.discovery.release(candidate, remember=True)
+        return True
+
+    def _job(self, candidate: Candidate) -> workers.Job:
+        return workers.Job(
             path=str(candidate.path),
             size=candidate.size,
             mtime_ns=candidate.mtime_ns,
@@ -142,19 +171,30 @@ class Pipeline:
             max_file_bytes=self.settings.max_file_bytes,
             output_format=self.settings.output_format,
         )
+
+    async def _process(self, chunk: list[Candidate]) -> list[workers.Result]:
+        """Run a chunk through a worker; after a worker death, retry each file on its own."""
+        jobs = [self._job(candidate) for candidate in chunk]
         pool = self._pool
         try:
-            return await self._run(pool, job)
+            return await self._run(pool, jobs)
         except BrokenProcessPool:
             self._replace_pool(pool)
-        return await self._process_alone(candidate, job)
+        return [
+            await self._process_alone(candidate, job)
+            for candidate, job in zip(chunk, jobs, strict=True)
+        ]
 
-    async def _run(self, pool: ProcessPoolExecutor, job: workers.Job) -> workers.Result:
+    async def _run(
+        self, pool: ProcessPoolExecutor, jobs: list[workers.Job]
+    ) -> list[workers.Result]:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(pool, workers.process_file, job)
-        self.metrics.file_processing_duration_seconds.observe(time.perf_counter() - started)
-        return result
+        results = await loop.run_in_executor(pool, workers.process_files, jobs)
+        per_file_s = (time.perf_counter() - started) / len(jobs)
+        for _ in jobs:
+            self.metrics.file_processing_duration_seconds.observe(per_file_s)
+        return results
 
     def _replace_pool(self, pool: ProcessPoolExecutor) -> None:
         if pool is self._pool:
@@ -173,7 +213,7 @@ class Pipeline:
                 pool = self._isolation_pool or workers.make_pool(1)
                 self._isolation_pool = pool
                 try:
-                    return await self._run(pool, job)
+                    return (await self._run(pool, [job]))[0]
                 except BrokenProcessPool:
                     log.warning("worker_died_on_file", path=candidate.path, attempt=attempt)
                     pool.shutdown(wait=False, cancel_futures=True)

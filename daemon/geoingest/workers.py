@@ -23,6 +23,8 @@ from geoingest import crashpoints
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 RECORD_SEPARATOR = b"\x1e"
+# The rule of a file on which the check itself failed: a bug, kept for a person to see.
+INTERNAL_ERROR = "internal-error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,11 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
 
 
+def process_files(jobs: list[Job]) -> list[Result]:
+    """Process a chunk of files in one call into the pool."""
+    return [process_file(job) for job in jobs]
+
+
 def process_file(job: Job) -> Result:
     """Read one file and turn it into output bytes or a rejection.
 
@@ -118,6 +125,8 @@ def process_file(job: Job) -> Result:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return Skipped(reason="symlink")
+        if exc.errno == errno.ENXIO:  # a socket, which no one can open like a file
+            return Skipped(reason="not-regular")
         return Failed(message=f"cannot open: {exc.strerror}")
     try:
         return _process_open_file(fd, job)
@@ -141,17 +150,30 @@ def _process_open_file(fd: int, job: Job) -> Result:
             f"({job.max_file_bytes})",
         )
     raw = _read_all(fd, before.st_size, job.max_file_bytes)
+    return _unsteady(fd, job, before, len(raw)) or _judge(raw, job)
 
-    # A file that grew, shrank or was rewritten while it was read is not
-    # complete: hand it back to be settled again rather than judge it.
+
+def _unsteady(fd: int, job: Job, before: os.stat_result, nread: int) -> Unready | None:
+    """Say why the bytes just read are not the file to judge, or None if they are.
+
+    A file that grew, shrank or was rewritten while it was read, or since it
+    settled, is not complete: it goes back to be settled again. A file renamed
+    over or deleted during the read stays readable through the open descriptor,
+    but what counts is what its name holds now.
+    """
     after = os.fstat(fd)
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(
-        raw
-    ) != before.st_size:
+    steady = (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    if not steady or nread != before.st_size:
         return Unready(vanished=False, reason="changed while it was read")
     if (before.st_size, before.st_mtime_ns) != (job.size, job.mtime_ns):
         return Unready(vanished=False, reason="changed after it settled")
-    return _judge(raw, job)
+    try:
+        now = os.lstat(job.path)
+    except FileNotFoundError:
+        return Unready(vanished=True, reason="vanished while it was read")
+    if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+        return Unready(vanished=False, reason="replaced while it was read")
+    return None
 
 
 def _read_all(fd: int, size: int, limit: int) -> bytes:
@@ -170,7 +192,16 @@ def _judge(raw: bytes, job: Job) -> Result:
     from geoingest.geojson import Accepted, ingest_document
 
     digest = hashlib.sha256(raw).hexdigest()
-    outcome = ingest_document(raw, job.precision)
+    try:
+        outcome = ingest_document(raw, job.precision)
+    except Exception as exc:  # a file that trips a bug is set aside, not retried forever
+        return Rejected(
+            sha256=digest,
+            size=len(raw),
+            rule=INTERNAL_ERROR,
+            pointer="",
+            message=f"geoingest failed on this file ({type(exc).__name__}: {exc})"[:300],
+        )
     if isinstance(outcome, Accepted):
         return Ingested(
             sha256=digest,
