@@ -222,12 +222,77 @@ def test_symlinks_to_files_and_folders_are_never_followed(tmp_path: Path) -> Non
             assert await h.settled() == ["real.geojson"]
             assert h.sample("skipped_files_total", reason="symlink") == 2
 
-            # The watcher follows the symlinked folder; its events are dropped.
+            # The watcher does not look behind the symlinked folder either.
             write(outside / "sub" / "new.geojson")
             (h.root / "late.geojson").symlink_to(outside / "secret.geojson")
             assert await h.settled() == ["real.geojson"]
             assert h.sample("skipped_files_total", reason="symlink") == 3
-            assert h.sample("skipped_files_total", reason="outside-root") == 1
+            assert h.sample("skipped_files_total", reason="outside-root") == 0
+
+    run(scenario)
+
+
+def test_a_symlink_to_the_whole_filesystem_or_a_loop_costs_nothing(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        (h.root / "root").symlink_to("/")
+        (h.root / "loop").symlink_to(h.root)
+        age(write(h.root / "real.geojson"))
+        started = time.monotonic()
+        async with h:
+            assert time.monotonic() - started < 2.0
+            assert await h.settled() == ["real.geojson"]
+            assert h.sample("skipped_files_total", reason="symlink") == 2
+
+    run(scenario)
+
+
+def test_a_folder_moved_in_with_a_symlink_inside_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    staged = tmp_path / "staging" / "batch"
+    age(write(staged / "f.geojson"))
+    (staged / "link").symlink_to(outside)
+
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            await h.settled()
+            staged.rename(h.root / "batch")
+            assert await h.settled() == ["batch/f.geojson"]
+            write(outside / "behind-the-link.geojson")
+            assert await h.settled() == ["batch/f.geojson"]
+            assert h.sample("skipped_files_total", reason="outside-root") == 0
+
+    run(scenario)
+
+
+def test_a_folder_made_while_watching_is_watched_to_any_depth(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with Harness(tmp_path) as h:
+            await h.settled()
+            (h.root / "a" / "b").mkdir(parents=True)
+            await asyncio.sleep(QUIET_S)
+            await h.settled()
+            write(h.root / "a" / "b" / "later.geojson")
+            assert await h.settled() == ["a/b/later.geojson"]
+            assert h.taken[0].via == "watch"
+            assert h.sample("watch_missed_files_total", reason="new_directory") == 0
+
+    run(scenario)
+
+
+def test_a_folder_named_like_an_input_file_is_walked_and_counted(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path)
+        age(write(h.root / "early.geojson" / "inside.geojson"))
+        async with h:
+            assert await h.settled() == ["early.geojson/inside.geojson"]
+            write(h.root / "late.geojson" / "inside.geojson")
+            assert await h.settled() == [
+                "early.geojson/inside.geojson",
+                "late.geojson/inside.geojson",
+            ]
+            assert h.sample("skipped_files_total", reason="not-regular") == 2
 
     run(scenario)
 

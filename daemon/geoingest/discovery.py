@@ -17,9 +17,14 @@ the pipeline), or remembered (ingested and kept in place, with the size and
 mtime it had). Walks and hand-ons await the queue, so a full queue pauses
 discovery and events wait inside watchfiles instead of piling up here.
 
-Symlinks are never followed, to files or to folders. The watcher does follow
-symlinked folders, so an event counts only if its path, resolved, is the same
-path inside the same input folder.
+Symlinks are never followed, to files or to folders. A recursive watch would
+follow symlinked folders wherever they lead (a link to ``/`` would have it walk
+and watch the whole filesystem before the first event), so each folder a walk
+enters is watched on its own instead. A folder met after the watcher was armed
+is added by arming a new watcher on every folder before the old one is retired,
+so no event falls between the two, and then looked into again. As a second
+line of defence, an event counts only if its path, resolved, is the same path
+inside the same input folder.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from watchfiles._rust_notify import RustNotify
 from geoingest.config import InputRoot
 from geoingest.metrics import Metrics
 from geoingest.settle import Settler
-from geoingest.walk import DirReader, Entry, Names, Root
+from geoingest.walk import DirReader, Entry, Names, Root, folders_of
 
 if TYPE_CHECKING:
     pass
@@ -52,9 +57,10 @@ log = structlog.get_logger()
 
 R = TypeVar("R")
 
-# Event batching, as watchfiles' own defaults: a batch closes after 50 ms of
-# quiet, or after 1.6 s of steady changes.
-_DEBOUNCE_MS = 1600
+# Event batching: a batch closes after 50 ms of quiet, or after 400 ms of
+# steady changes. watchfiles' own 1.6 s would add up to 1.6 s to the latency of
+# every file while files arrive without a pause.
+_DEBOUNCE_MS = 400
 _STEP_MS = 50
 _TIMEOUT_MS = 1000
 _POLL_DELAY_MS = 300
@@ -180,6 +186,11 @@ class Discovery:
         self._walks = 0
         self._thread_stop = threading.Event()
         self._rearm = False
+        # The watcher, the folders it watches, and folders met since it was armed.
+        self._notify: RustNotify | None = None
+        self._watched: set[str] = set()
+        self._unwatched: set[str] = set()
+        self._extend_not_before = 0.0
         self._unwalked: set[str] = set()
         self._identities: dict[str, tuple[int, int] | None] = {}
         self._identities_checked = 0.0
@@ -214,7 +225,7 @@ class Discovery:
 
     def idle(self) -> bool:
         """Say whether the backfill is done and no file is settling or claimed."""
-        busy = self._settler or self._claimed or self._recheck or self._walks
+        busy = self._settler or self._claimed or self._recheck or self._walks or self._unwatched
         return self.backfill_done.is_set() and not busy
 
     async def wait_idle(self) -> None:
@@ -338,21 +349,25 @@ class Discovery:
                 del self._remembered[key]
         log.debug("rescan_finished", reason="periodic", files=found, duration_s=_since(started))
 
-    async def _walk(self, root: Root, top: str, reason: str | None) -> int:
+    async def _walk(
+        self, root: Root, top: str, reason: str | None, *, shallow: bool = False
+    ) -> int:
         """Walk the folder ``top`` of ``root``; return how many files were new to discovery.
 
         Args:
             root: The input folder being walked.
             top: The folder to start from, ``root.top`` or one inside it.
             reason: None for a backfill, else the ``watch_rescans`` reason.
+            shallow: Look into ``top`` alone, again, and count no skips: it was
+                walked before it was watched.
         """
         via, found = _VIA[reason], 0
         self._walks += 1
         try:
-            async with contextlib.aclosing(self._scan(root, top)) as entries:
+            async with contextlib.aclosing(self._scan(root, top, shallow)) as entries:
                 async for entry in entries:
                     if entry.kind != "file":
-                        if reason in (None, "new_directory"):
+                        if reason in (None, "new_directory") and not shallow:
                             self._skip(entry.kind, entry.path)
                         continue
                     fresh, cand = self._take(root, entry.path, entry.size, entry.mtime_ns, via)
@@ -366,14 +381,19 @@ class Discovery:
             self._changed.set()
         return found
 
-    async def _scan(self, root: Root, top: str) -> AsyncGenerator[Entry, None]:
-        """Yield the files and skips under ``top``, keeping at most one folder open."""
+    async def _scan(self, root: Root, top: str, shallow: bool) -> AsyncGenerator[Entry, None]:
+        """Yield the files and skips under ``top``, keeping at most one folder open.
+
+        A folder named like an input file is walked, and yielded as a skip.
+        """
         todo: list[list[str]] = [[top]]
         while todo:
             if not todo[-1]:
                 todo.pop()
                 continue
             folder = todo[-1].pop()
+            if self._watch and folder not in self._watched:
+                self._unwatched.add(folder)
             reader = DirReader(folder, root.rel(folder) or "", self._names)
             subdirs: list[str] = []
             try:
@@ -382,6 +402,8 @@ class Discovery:
                     for entry in chunk:
                         if entry.kind == "dir":
                             subdirs.append(entry.path)
+                            if self._named_like_a_file(root, entry.path):
+                                yield Entry(entry.path, "not-regular")
                         elif (item := _refresh(entry, read_at)) is not None:
                             yield item
             except OSError as exc:
@@ -392,7 +414,13 @@ class Discovery:
                     log.warning("walk_failed", path=folder, error=str(exc))
             finally:
                 reader.close()
-            todo.append(subdirs)
+            if not shallow:
+                todo.append(subdirs)
+
+    def _named_like_a_file(self, root: Root, path: str) -> bool:
+        """Say whether a folder's name is one an input file would have."""
+        rel = root.rel(path) or ""
+        return self._names.file_verdict(rel.rpartition("/")[2], rel) is None
 
     def _unconfirm(self, entry: Entry, reason: str) -> None:
         """Note a file a walk found first; it counts as missed unless an event follows."""
@@ -420,7 +448,7 @@ class Discovery:
         """Arm the watcher and follow it; rebuild it and walk whenever it ends."""
         first = True
         while True:
-            notify = await self._arm(first)
+            self._notify = await self._arm(first)
             try:
                 if not first:
                     started = time.monotonic()
@@ -432,10 +460,10 @@ class Discovery:
                         duration_s=_since(started),
                     )
                 first = False
-                await self._follow(notify)
+                await self._follow()
             finally:
                 with contextlib.suppress(RuntimeError):
-                    notify.close()
+                    self._notify.close()
 
     async def _arm(self, first: bool) -> RustNotify:
         """Start watching every input folder that exists; retry until it works.
@@ -445,31 +473,38 @@ class Discovery:
                 reason other than a missing folder (for example the inotify
                 watch limit).
         """
+        if first:
+            # Every folder there is now is watched before the first walk.
+            for root in self._roots:
+                self._unwatched.update(await _in_thread(partial(folders_of, root, self._names)))
         while True:
             self._thread_stop, self._rearm = threading.Event(), False
             identities = {r.top: _identity(r.top) for r in self._roots}
             paths = [top for top, ident in identities.items() if ident is not None]
-            make = partial(
-                RustNotify, paths, False, self._force_polling, _POLL_DELAY_MS, True, False
-            )
+            wanted = self._watched | self._unwatched | set(paths)
             try:
-                notify = await _in_thread(make)
+                notify, self._watched = await _in_thread(
+                    partial(_watcher, wanted, self._force_polling)
+                )
             except OSError as exc:
                 if first and not isinstance(exc, FileNotFoundError):
                     raise
                 log.warning("watcher_arm_failed", error=str(exc))
                 await asyncio.sleep(_REARM_DELAY_S)
                 continue
+            self._unwatched -= wanted
             self._identities, self._identities_checked = identities, time.monotonic()
             missing = sorted(r.spec.name for r in self._roots if identities[r.top] is None)
-            log.info("watcher_armed", roots=len(paths), missing=missing)
+            log.info("watcher_armed", roots=len(paths), folders=len(self._watched), missing=missing)
             self.watching.set()
             return notify
 
-    async def _follow(self, notify: RustNotify) -> None:
+    async def _follow(self) -> None:
         """Handle the watcher's batches until it fails or has to be rebuilt."""
-        wait = partial(notify.watch, _DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, self._thread_stop)
         while not self._rearm:
+            assert self._notify is not None  # armed by _watch_loop
+            watch = self._notify.watch
+            wait = partial(watch, _DEBOUNCE_MS, _STEP_MS, _TIMEOUT_MS, self._thread_stop)
             try:
                 batch = await _in_thread(wait, wait_s=2.0)
             except Exception as exc:  # anything from the watcher ends it; rebuild
@@ -482,6 +517,60 @@ class Discovery:
             self._events_seen_at = returned_at
             if self._roots_moved():
                 return
+            if self._unwatched and time.monotonic() >= self._extend_not_before:
+                await self._watch_more({})
+
+    async def _watch_more(self, new_dirs: dict[str, Root]) -> None:
+        """Watch the folders met since the watcher was armed, then walk them.
+
+        Folders an event reported new are walked whole. Folders a walk met are
+        only looked into again, for files created before they were watched.
+        """
+        self._unwatched.update(new_dirs)
+        for path in sorted(await self._extend() - new_dirs.keys()):
+            located = self._locate(path)
+            if located is not None:
+                await self._walk(located[0], path, "new_directory", shallow=True)
+        for path, root in new_dirs.items():
+            self._metrics.watch_rescans.labels(reason="new_directory").inc()
+            await self._walk(root, path, "new_directory")
+
+    async def _extend(self) -> set[str]:
+        """Arm a watcher on every folder met so far, then retire the old one.
+
+        Both watch for a moment, so no event is lost between them; the old
+        one's last events are handled like any others.
+
+        Returns:
+            The folders now watched that were not before.
+        """
+        added, self._unwatched = self._unwatched, set()
+        added = await _in_thread(partial(_readable_folders, added))
+        if not added:
+            return set()
+        arm = partial(_watcher, self._watched | added, self._force_polling)
+        try:
+            notify, watched = await _in_thread(arm)
+        except OSError as exc:
+            # Their files are still found by the reconciliation walks.
+            self._unwatched |= added
+            self._extend_not_before = time.monotonic() + self._rescan_interval_s
+            log.warning("watcher_extend_failed", folders=len(added), error=str(exc))
+            return set()
+        old, self._notify, self._watched = self._notify, notify, watched
+        assert old is not None  # only a running watcher is extended
+        try:
+            last = await _in_thread(partial(old.watch, _DEBOUNCE_MS, _STEP_MS, 1, None), 2.0)
+        except Exception as exc:  # the old watcher broke: its events are lost, walk all
+            log.warning("watcher_failed", error=repr(exc))
+            self._rearm = True
+            last = None
+        finally:
+            with contextlib.suppress(RuntimeError):
+                old.close()
+        if isinstance(last, set):
+            await self._on_changes(last)
+        return added & watched
 
     def _roots_moved(self) -> bool:
         """Say whether an input folder vanished, appeared or was replaced (checked each second).
@@ -512,9 +601,8 @@ class Discovery:
             found = await self._on_change(path, kinds[path], parents)
             if found is not None and not _under_any(path, new_dirs):
                 new_dirs[path] = found
-        for path, root in new_dirs.items():
-            self._metrics.watch_rescans.labels(reason="new_directory").inc()
-            await self._walk(root, path, "new_directory")
+        if new_dirs:
+            await self._watch_more(new_dirs)
         self._changed.set()
 
     async def _on_change(
@@ -536,6 +624,8 @@ class Discovery:
         if entry is None or entry.kind == "":
             return None
         if entry.kind == "dir":
+            if added and self._named_like_a_file(root, path):
+                self._skip("not-regular", path)
             return root if added else None
         if entry.kind != "file":
             if added:
@@ -732,9 +822,38 @@ class Discovery:
 
         for path in [k for k, _, _ in self._settler.items() if outside(k)]:
             self._settler.forget(path)
+        self._watched = {path for path in self._watched if not outside(path)}
+        self._unwatched = {path for path in self._unwatched if not outside(path)}
         for table in (self._remembered, self._unconfirmed):
             for path in [k for k in table if outside(k)]:
                 del table[path]
+
+
+def _watcher(wanted: set[str], polling: bool) -> tuple[RustNotify, set[str]]:
+    """Arm a watcher on each of ``wanted`` that is still a folder geoingest may read.
+
+    Each folder is watched on its own, not recursively: a recursive watch
+    follows symlinked folders, which the walks never enter.
+
+    Returns:
+        The watcher and the folders it watches.
+    """
+    present = _readable_folders(wanted)
+    notify = RustNotify(sorted(present), False, polling, _POLL_DELAY_MS, False, False)
+    return notify, present
+
+
+def _readable_folders(paths: set[str]) -> set[str]:
+    """Return those of ``paths`` that are folders, not symlinks to one, that may be read."""
+
+    def readable(path: str) -> bool:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and os.access(path, os.R_OK | os.X_OK)
+
+    return {path for path in paths if readable(path)}
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -149,3 +149,25 @@ def walk(root: InputRoot, names: Names) -> Iterator[Entry]:
             continue
         finally:
             reader.close()
+
+
+def folders_of(root: Root, names: Names) -> list[str]:
+    """Return every folder of one input folder that walks enter, itself first.
+
+    Only folder entries are looked at, by their type in the directory, so
+    this costs no ``stat`` per file. Symlinks to folders are not entered.
+    """
+    found: list[str] = []
+    pending = [root.top]
+    while pending:
+        path = pending.pop()
+        found.append(path)
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    rel = entry.path[len(root.top) + 1 :]
+                    if entry.is_dir(follow_symlinks=False) and names.walks_dir(entry.name, rel):
+                        pending.append(entry.path)
+        except OSError:
+            continue  # gone or unreadable: its walk reports it
+    return found
