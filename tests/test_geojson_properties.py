@@ -3,8 +3,9 @@
 The documents are GeoJSON-shaped (most are nearly valid, with junk in some
 places), written as text in several ways, then often broken at the byte level:
 cut short, a byte changed or inserted, a byte order mark, NaN, a number too
-large, nesting too deep. The fuzz fixtures under ``tests/data/fuzz`` are
-inputs that once broke a property, kept so that they never do again.
+large, nesting too deep. The files under ``tests/data/fuzz`` come from the
+fuzzer in ``tests/fuzz_geojson.py``: inputs that reach unusual verdicts, and
+any that ever broke a property, replayed so that none ever does again.
 """
 
 from __future__ import annotations

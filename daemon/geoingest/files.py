@@ -4,6 +4,9 @@ Every write that must survive a crash goes through a temporary file in the
 destination folder, a sync and a rename. Moves fall back to copy, sync and
 unlink when the two folders are on different mounts (``EXDEV``), which bind
 mounts cause even on one filesystem.
+
+What geoingest writes is for its owner and group only: files are created
+``0o640`` and, under :func:`restrict_umask`, folders ``0o750``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,21 @@ import errno
 import os
 import shutil
 from pathlib import Path
+
+FILE_MODE = 0o640
+# Bits that stay masked while the daemon runs: write for the group, all for others.
+UMASK = 0o027
+
+
+def restrict_umask() -> int:
+    """Mask at least :data:`UMASK` for the rest of the process; return the mask now in force.
+
+    A stricter mask the process was started with is kept. Call it once, before
+    any folder or file is created.
+    """
+    mask = os.umask(UMASK) | UMASK
+    os.umask(mask)
+    return mask
 
 
 def sync_folder(folder: Path) -> None:
@@ -26,7 +44,7 @@ def sync_folder(folder: Path) -> None:
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees all of it or none."""
     temp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -38,12 +38,30 @@ def printable(value: str | PurePath) -> str:
     return text.translate(_CONTROL)
 
 
+def escaped(value: Any) -> Any:
+    """Return ``value`` with every string in it made printable, lists and maps included.
+
+    A name that is not UTF-8 would otherwise stop the JSON renderer, and a
+    newline would break the console format's one line per event.
+
+    Example:
+        >>> escaped({"inputs": ["ok", "bad\\udcff"], "count": 2})
+        {'inputs': ['ok', 'bad\\\\xff'], 'count': 2}
+    """
+    if isinstance(value, str | PurePath):
+        return printable(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {printable(str(key)): escaped(item) for key, item in value.items()}
+    return value
+
+
 def _escape_values(
     _logger: object, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key, value in event.items():
-        if isinstance(value, str | PurePath):
-            event[key] = printable(value)
+        event[key] = escaped(value)
     return event
 
 

@@ -25,6 +25,7 @@ from geoingest.commits import Committer
 from geoingest.config import ConfigError, Settings
 from geoingest.discovery import Candidate, Discovery
 from geoingest.exitcodes import ExitCode
+from geoingest.files import restrict_umask
 from geoingest.geojson import ERROR_RULES
 from geoingest.health import HealthServer, Heartbeat, Readiness, monitor_event_loop
 from geoingest.ledger import Ledger
@@ -379,6 +380,7 @@ def serve(
     reload_settings: Callable[[], Settings] | None = None,
 ) -> ExitCode:
     """Run the daemon in a fresh event loop and return its exit code."""
+    restrict_umask()
     service = Service(settings, once=once, reload_settings=reload_settings)
     try:
         return asyncio.run(service.run())

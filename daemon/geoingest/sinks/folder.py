@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from geoingest import crashpoints
-from geoingest.files import sync_folder
+from geoingest.files import FILE_MODE, sync_folder
 from geoingest.sinks import Commit
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class FolderSink:
 
     def _write(self, path: Path, bodies: list[bytes]) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(path, flags, FILE_MODE)
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             if self.output_format == "geojson":
                 nbytes = f.write(_HEADER) + self._write_joined(f, bodies, b",\n") + f.write(_FOOTER)
