@@ -167,10 +167,12 @@ class Committer:
 
     def _count(self, batch: Batch, trigger: str, nbytes: int, duration_s: float) -> None:
         now = time.time()
-        self.metrics.batches_flushed.labels(trigger=trigger).inc()
-        self.metrics.batch_flush_duration_seconds.observe(duration_s)
-        self.metrics.last_flush_timestamp_seconds.set(now)
-        self.metrics.features_written.inc(batch.features)
-        self.metrics.output_bytes.inc(nbytes)
+        if batch.features:
+            # A batch of files without features writes no file: it is no flush.
+            self.metrics.batches_flushed.labels(trigger=trigger).inc()
+            self.metrics.batch_flush_duration_seconds.observe(duration_s)
+            self.metrics.last_flush_timestamp_seconds.set(now)
+            self.metrics.features_written.inc(batch.features)
+            self.metrics.output_bytes.inc(nbytes)
         for candidate, _ in batch.files:
             self.metrics.ingest_lag_seconds.observe(max(0.0, now - candidate.mtime_ns / 1e9))
