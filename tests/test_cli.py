@@ -11,6 +11,8 @@ import pytest
 
 from geoingest.cli import build_parser, main
 from geoingest.config import OPTIONS, OPTIONS_BY_KEY, read_environment
+from geoingest.geojson import ERROR_RULES, WARNING_RULES
+from geoingest.metrics import REJECTION_RULES
 
 HELP_FILE = Path(__file__).parent / "data" / "run_help.txt"
 
@@ -105,3 +107,9 @@ def test_validate_exits_0_on_a_valid_file(
     good.write_text('{"type": "Feature", "properties": null, "geometry": null}')
     assert main(["validate", str(good)]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_every_rejection_rule_and_warning_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for rule in (*ERROR_RULES, *WARNING_RULES, *REJECTION_RULES):
+        assert f"| `{rule}` |" in readme, rule

@@ -42,6 +42,7 @@ REJECTION_RULES = (
     "file-too-large",
     "not-geojson",
     "worker-crash",
+    "internal-error",
 )
 
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

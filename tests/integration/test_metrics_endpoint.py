@@ -63,7 +63,7 @@ LABELS_AT_START: dict[str, list[dict[str, str]]] = {
 }
 # Rules a file can be rejected by: the validator's catalogue, plus the two the
 # pipeline itself decides.
-REJECTION_RULES = sorted({*ERROR_RULES, "file-too-large", "worker-crash"})
+REJECTION_RULES = sorted({*ERROR_RULES, "file-too-large", "worker-crash", "internal-error"})
 
 
 @dataclass(frozen=True)
