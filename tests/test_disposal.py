@@ -39,3 +39,13 @@ def test_delete_removes_the_file(candidate: Candidate) -> None:
 def test_a_file_already_gone_counts_as_disposed(candidate: Candidate) -> None:
     candidate.path.unlink()
     dispose(candidate, "delete", None)
+
+
+def test_a_deferred_move_names_every_folder_to_sync(candidate: Candidate, tmp_path: Path) -> None:
+    done = tmp_path / "done"
+    done.mkdir()
+    changed: set[Path] = set()
+    dispose(candidate, "move", done, changed)
+    assert (done / "d" / "a.geojson").exists()
+    # The source's folder, the target's, and the done folder that gained "d".
+    assert changed == {candidate.path.parent, done / "d", done}

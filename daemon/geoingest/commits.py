@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from geoingest import crashpoints
-from geoingest.disposal import dispose
+from geoingest.disposal import dispose, sync_folders
 from geoingest.ledger import FileKey, Ledger
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from geoingest.batching import Batch
     from geoingest.config import Settings
     from geoingest.discovery import Candidate
@@ -132,14 +134,21 @@ class Committer:
     def _dispose_all(self, batch: Batch, manifest: str) -> set[Candidate]:
         on_success, done_dir = self.settings.on_success, self.settings.done_dir
         failed: set[Candidate] = set()
+        changed: set[Path] = set()
         for index, (candidate, _) in enumerate(batch.files):
             try:
-                dispose(candidate, on_success, done_dir)
+                dispose(candidate, on_success, done_dir, changed)
             except OSError as exc:
                 log.error("dispose_failed", path=candidate.path, error=exc.strerror)
                 failed.add(candidate)
             if index == 0:
                 crashpoints.reached("disposal")
+        try:
+            sync_folders(changed)
+        except OSError as exc:
+            # The batch stays "committed": recovery disposes of it again.
+            log.error("dispose_failed", folders=len(changed), error=exc.strerror)
+            return failed
         self._mark_disposed(batch, manifest)
         return failed
 

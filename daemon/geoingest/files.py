@@ -72,16 +72,21 @@ def unique_path(path: Path) -> Path:
     return candidate
 
 
-def move_file(source: Path, target: Path) -> None:
-    """Move one file durably, across mounts too; the target's folder must exist."""
+def move_file(source: Path, target: Path, *, sync: bool = True) -> None:
+    """Move one file, across mounts too; the target's folder must exist.
+
+    With ``sync`` the move is durable on return; without it, the caller syncs
+    both folders. A copy across mounts is synced before its source goes either way.
+    """
     try:
         source.rename(target)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
         _copy_then_unlink(source, target)
-    sync_folder(target.parent)
-    sync_folder(source.parent)
+    if sync:
+        sync_folder(target.parent)
+        sync_folder(source.parent)
 
 
 def _copy_then_unlink(source: Path, target: Path) -> None:

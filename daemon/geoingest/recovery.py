@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from geoingest.disposal import dispose_entry
+from geoingest.disposal import dispose_entry, sync_folders
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from geoingest.config import Settings
     from geoingest.ledger import Ledger
     from geoingest.sinks import Sink
@@ -57,12 +59,14 @@ def recover(settings: Settings, sink: Sink, ledger: Ledger) -> Report:
     batches = ledger.batches_in("committed")
     files = 0
     for batch in batches:
+        changed: set[Path] = set()
         for entry in ledger.batch_files(batch):
             root = roots.get(entry.source)
             if root is not None and dispose_entry(
-                root, entry, settings.on_success, settings.done_dir
+                root, entry, settings.on_success, settings.done_dir, changed
             ):
                 files += 1
+        sync_folders(changed)
         ledger.mark_batch(batch, "disposed")
 
     report = Report(
