@@ -211,8 +211,9 @@ class Service:
         if watching.done():
             self.readiness.set_ready()
             self.metrics.ready.set(1)
-            self.notifier.ready()
+            # Logged before READY=1 goes out, so the journal never shows it after systemd's start.
             log.info("watching", inputs=len(self.settings.inputs))
+            self.notifier.ready()
         else:
             watching.cancel()
 
