@@ -25,10 +25,18 @@ _COMMANDS = {
 }
 
 
+def _version() -> str:
+    """Name the version, and whether the compiled coordinate pass was built at install time."""
+    from geoingest.geojson.fused import COMPILED
+
+    coordinates = "compiled" if COMPILED else "pure Python, no C compiler at install time"
+    return f"geoingest {__version__} (coordinate pass: {coordinates})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="geoingest", description=_DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"geoingest {__version__}")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)

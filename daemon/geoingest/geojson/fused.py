@@ -15,6 +15,10 @@ and must report the warnings the careful check would report for the features it
 does pass: antimeridian jumps and winding order. Every other warning makes the
 feature unusual.
 
+Where :mod:`geoingest.geojson._coords` was compiled at install time, it makes
+the same checks and rounding in C for every feature whose coordinates are
+plain 2D positions, and hands any other feature back to the Python loop below.
+
 Rounding uses a float-only form of ``round(x, precision)``: scale, snap to an
 integer by adding and taking away 1.5 * 2**52 (which rounds half to even in
 hardware), scale back. Scaling can move a value that lies within a hair of a
@@ -27,12 +31,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
+from types import ModuleType
 from typing import Any
 
 import orjson
 
 from geoingest.geojson.measures import jumps_antimeridian, signed_area2
 from geoingest.geojson.transform import KEEP_PRECISION
+
+_coords: ModuleType | None
+try:
+    from geoingest.geojson import _coords
+except ImportError:  # installed without a C compiler: the Python loop does the same work
+    _coords = None
+
+COMPILED = _coords is not None
+"""Whether the compiled pass is installed."""
 
 Position = list[float]
 Line = list[Position]
@@ -198,11 +213,17 @@ class FusedPass:
 
     Args:
         precision: Decimals to round coordinates to; -1 keeps them as they are.
+        compiled: Whether to use the compiled pass, where it is installed.
     """
 
-    def __init__(self, precision: int) -> None:
+    def __init__(self, precision: int, *, compiled: bool = COMPILED) -> None:
         self._round_point = point_rounder(precision)
         self._round_line = line_rounder(precision)
+        # The compiled pass's rounding arguments; a scale of 0.0 keeps the numbers.
+        self._compiled: tuple[float, int] | None = None
+        if compiled and COMPILED and precision <= FAST_DIGITS:
+            keep = precision == KEEP_PRECISION
+            self._compiled = (0.0, 0) if keep else (10.0**precision, precision)
         self._shapes: dict[str, Callable[[Any, Notes], Any]] = {
             "MultiPoint": self._multi_point,
             "LineString": self._line_string,
@@ -217,6 +238,23 @@ class FusedPass:
         Plain features get their rounded coordinates in place; an unusual one
         may have been changed in part.
         """
+        if self._compiled is None or _coords is None:
+            return self._collection(features)
+        scale, digits = self._compiled
+        encoded, notes, deferred = _coords.collection(features, scale, digits, orjson.dumps)
+        fused = Fused(encoded, notes, encoded.count(None))
+        # Features with coordinates other than plain 2D positions, for the Python loop.
+        for index in deferred:
+            alone = self._collection([features[index]])
+            if alone.encoded[0] is not None:
+                encoded[index] = alone.encoded[0]
+                fused.unusual -= 1
+                notes.extend((index, below, hole) for _, below, hole in alone.notes)
+        if deferred:
+            notes.sort(key=itemgetter(0))
+        return fused
+
+    def _collection(self, features: list[Any]) -> Fused:
         # One loop with the feature's own checks inline, and Points rounded
         # inline: a Python call per feature costs as much as all those checks.
         round_point, shapes, dumps = self._round_point, self._shapes, orjson.dumps
