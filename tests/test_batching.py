@@ -73,3 +73,49 @@ def test_flushes_when_batch_age_passes() -> None:
         return triggers
 
     assert asyncio.run(scenario()) == ["age"]
+
+
+def test_the_next_batch_fills_while_a_full_one_commits() -> None:
+    async def scenario() -> tuple[list[int], list[int], int]:
+        started: list[int] = []
+        release = asyncio.Event()
+
+        async def commit(batch: Batch, trigger: str) -> None:
+            started.append(batch.features)
+            await release.wait()
+
+        batcher = Batcher(FlushPolicy(max_features=2, max_bytes=10**9, max_age_s=60), commit)
+        await batcher.add(*_file("a", 2))  # full: starts committing
+        await asyncio.sleep(0)
+        await batcher.add(*_file("b", 1))  # goes into the next batch without waiting
+        seen_while_committing = list(started)
+        pending = batcher.pending_files
+        release.set()
+        await batcher.flush("shutdown")
+        return seen_while_committing, started, pending
+
+    while_committing, started, pending = asyncio.run(scenario())
+    assert while_committing == [2]
+    assert started == [2, 1]
+    assert pending == 2
+
+
+def test_batches_commit_one_at_a_time_and_in_order() -> None:
+    async def scenario() -> list[str]:
+        events: list[str] = []
+
+        async def commit(batch: Batch, trigger: str) -> None:
+            name = batch.files[0][0].path.name
+            events.append(f"start {name}")
+            await asyncio.sleep(0.01)
+            events.append(f"end {name}")
+
+        batcher = Batcher(FlushPolicy(max_features=1, max_bytes=10**9, max_age_s=60), commit)
+        for name in ("a", "b", "c"):
+            await batcher.add(*_file(name, 1))
+        await batcher.flush("shutdown")
+        return events
+
+    assert asyncio.run(scenario()) == [
+        "start a", "end a", "start b", "end b", "start c", "end c",
+    ]  # fmt: skip

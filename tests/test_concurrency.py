@@ -65,3 +65,19 @@ def test_ceiling_leaves_room_below_the_descriptor_limit() -> None:
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert 4 <= fd_ceiling() <= min(256, soft)
+
+
+def test_a_cancelled_wait_neither_takes_nor_loses_a_place() -> None:
+    async def scenario() -> tuple[int, int]:
+        limiter = Limiter(1)
+        await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()
+        limiter.release()  # the place may be handed to the waiter as it is cancelled
+        await asyncio.gather(waiter, return_exceptions=True)
+        after_cancel = limiter.in_flight
+        await asyncio.wait_for(limiter.acquire(), timeout=1)
+        return after_cancel, limiter.in_flight
+
+    assert asyncio.run(scenario()) == (0, 1)

@@ -6,15 +6,20 @@ flushed when it holds ``batch_max_features`` features or ``batch_max_bytes``
 bytes, when its oldest file has waited ``batch_max_age_s``, and at shutdown.
 Adding a file that would overflow a non-empty batch flushes the batch first,
 so a batch only exceeds a limit when a single file does.
+
+A flushed batch commits in the background while the next one fills, so the
+workers never wait on an fsync. Batches still commit one at a time and in
+order: a batch that fills while the one before it is committing waits for that
+commit, which holds back new files when the output is slow or failing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from geoingest.discovery import Candidate
@@ -88,7 +93,7 @@ class Batch:
         return time.monotonic() - self.opened_at if self.files else 0.0
 
 
-Committer = Callable[[Batch, str], Awaitable[None]]
+Committer = Callable[[Batch, str], Coroutine[Any, Any, None]]
 
 
 class Batcher:
@@ -106,11 +111,14 @@ class Batcher:
         self._commit = commit
         self._batch = Batch()
         self._lock = asyncio.Lock()
+        self._committing: Batch | None = None
+        self._commit_task: asyncio.Task[None] | None = None
 
     @property
     def pending_files(self) -> int:
-        """Files in the batch not yet committed."""
-        return len(self._batch.files)
+        """Files in the open batch and in the one committing, not yet committed."""
+        committing = self._committing.files if self._committing is not None else ()
+        return len(self._batch.files) + len(committing)
 
     async def add(self, candidate: Candidate, result: Ingested) -> None:
         """Add one file, flushing before or after as the policy says."""
@@ -127,20 +135,37 @@ class Batcher:
                 await self._flush_locked(trigger)
 
     async def flush(self, trigger: str) -> None:
-        """Commit the current batch now, if it holds anything."""
+        """Commit the open batch now, if it holds anything, and wait until all is committed."""
         async with self._lock:
             await self._flush_locked(trigger)
+            await self._committed()
 
     async def flush_when_old(self, tick_s: float = 0.1) -> None:
         """Run forever, flushing the batch whenever its oldest file is old enough."""
         while True:
             await asyncio.sleep(tick_s)
             if self._batch.files and self.policy.expired(self._batch.age_s()):
-                await self.flush("age")
+                async with self._lock:
+                    if self._batch.files and self.policy.expired(self._batch.age_s()):
+                        await self._flush_locked("age")
 
     async def _flush_locked(self, trigger: str) -> None:
+        """Start committing the open batch, once the batch before it is committed."""
         batch = self._batch
         if not batch.files:
             return
         self._batch = Batch()
-        await self._commit(batch, trigger)
+        await self._committed()
+        self._committing = batch
+        self._commit_task = asyncio.create_task(self._commit(batch, trigger))
+
+    async def _committed(self) -> None:
+        """Wait for the batch being committed, if any; a cancelled waiter leaves it running."""
+        task = self._commit_task
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._commit_task is task:
+                self._commit_task, self._committing = None, None
