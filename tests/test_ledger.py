@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from pathlib import Path, PurePath
@@ -66,3 +67,35 @@ def test_paths_that_are_not_utf8_round_trip(tmp_path: Path) -> None:
     name = PurePath(b"bad\xff\nname.geojson".decode("utf-8", "surrogateescape"))
     ledger.record(FileKey("cd" * 32, "drop", name, 1, 1), "quarantined")
     assert ledger.recent()[0].path == name
+
+
+def _hashed(n: int) -> FileKey:
+    return _key(n, hashlib.sha256(b"%d" % n).hexdigest())
+
+
+def test_a_chunk_of_files_is_looked_up_at_once(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.begin_batch("b1", [_hashed(1), _hashed(2)])
+    ledger.mark_batch("b1", "committed")
+    ledger.record(_hashed(3), "duplicate")
+    ledger.record(_hashed(4), "quarantined", "json-syntax")
+    hashes = [_hashed(n).sha256 for n in range(1, 6)]
+    assert ledger.committed_contents(hashes) == {_hashed(n).sha256 for n in (1, 2, 3)}
+    asked = [(k.path, k.size, k.mtime_ns) for k in map(_hashed, range(1, 6))]
+    moved_on = (_hashed(1).path, _hashed(1).size + 1, _hashed(1).mtime_ns)
+    assert ledger.committed_files("drop", [*asked, moved_on]) == set(asked[:3])
+    assert ledger.committed_files("elsewhere", asked) == set()
+
+
+def test_what_was_committed_is_known_after_reopening(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.begin_batch("b1", [_hashed(1)])
+    ledger.mark_batch("b1", "committed")
+    ledger.begin_batch("b2", [_hashed(2)])  # never committed
+    ledger.close()
+    for reopened in (Ledger(tmp_path), Ledger(tmp_path, readonly=True)):
+        assert reopened.committed_contents([_hashed(1).sha256, _hashed(2).sha256]) == {
+            _hashed(1).sha256
+        }
+        assert reopened.has_file("drop", _hashed(1).path, _hashed(1).size, _hashed(1).mtime_ns)
+        reopened.close()

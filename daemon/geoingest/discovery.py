@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -83,7 +83,7 @@ _VIA = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Candidate:
     """A complete file, handed on for ingest.
 
@@ -101,9 +101,9 @@ class Candidate:
     mtime_ns: int
     via: str
 
-    @property
+    @cached_property
     def rel(self) -> PurePath:
-        """The path relative to the input folder."""
+        """The path relative to the input folder (worked out once: the ledger asks often)."""
         return self.path.relative_to(self.root.path)
 
 

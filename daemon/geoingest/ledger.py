@@ -19,7 +19,9 @@ size and modification time, and the state it has reached:
 The database runs in WAL mode with ``synchronous=FULL``: a transaction that
 returned is on disk. Writes run in worker threads through one connection under
 a lock; look-ups on the event loop use a second, read-only connection, which
-WAL lets proceed while a write is being synced.
+WAL lets proceed while a write is being synced. In front of those look-ups,
+two :class:`~geoingest.sieve.Sieve` filters of the committed contents and
+files answer most of them, the ones whose answer is no, without a query.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+
+from geoingest.sieve import Sieve, digest
 
 LEDGER_FILE = "ledger.sqlite3"
 
@@ -53,6 +57,8 @@ CREATE INDEX IF NOT EXISTS files_by_state ON files (state, updated);
 """
 
 DONE_STATES = ("committed", "disposed", "duplicate")
+_DONE = "state IN (?, ?, ?)"  # a file whose features are committed, or were already
+_KEY_COLUMNS = "sha256, source, path, size, mtime_ns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +87,32 @@ class FileKey:
     mtime_ns: int
 
 
+FileState = tuple[PurePath, int, int]
+"""A file's path relative to its input folder, its size and its mtime in nanoseconds."""
+
+
 def _encode(path: PurePath) -> bytes:
     return bytes(path)
+
+
+def _decode(path: bytes) -> PurePath:
+    return PurePath(bytes(path).decode("utf-8", "surrogateescape"))
+
+
+def _content_key(sha256: str) -> bytes | None:
+    """Return a sha256 as the sieve of contents takes it, or None if it is not one."""
+    try:
+        key = bytes.fromhex(sha256)
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
+
+
+def _file_key(source: str, path: bytes, size: int, mtime_ns: int) -> bytes:
+    """Return a file's identity as the sieve of files takes it."""
+    return digest(
+        b"\0".join((source.encode("utf-8", "surrogateescape"), path, b"%d %d" % (size, mtime_ns)))
+    )
 
 
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -119,9 +149,14 @@ class Ledger:
         self.path = state_dir / LEDGER_FILE
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        # Only this writer commits files, so only its sieves can be kept complete.
+        self._sieves: tuple[Sieve, Sieve] | None = None
         if not readonly:
             self._db = _connect(self.path)
             self._db.executescript(_SCHEMA)
+            self._sieves = (Sieve(), Sieve())
+            done = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM files WHERE {_DONE}", DONE_STATES)
+            self._sift(done)
         self._reader = _connect(self.path, readonly=True)
 
     def close(self) -> None:
@@ -153,6 +188,9 @@ class Ledger:
                 "UPDATE files SET state = ?, updated = ? WHERE batch = ?",
                 (state, time.time(), batch),
             )
+            rows = db.execute(f"SELECT {_KEY_COLUMNS} FROM files WHERE batch = ?", (batch,))
+            keys = rows.fetchall() if state in DONE_STATES else []
+        self._sift(keys)
 
     def forget_batch(self, batch: str) -> None:
         """Drop the manifest of a batch that never reached its rename."""
@@ -176,6 +214,8 @@ class Ledger:
                     time.time(),
                 ),
             )
+        if state in DONE_STATES:
+            self._sift([(key.sha256, key.source, _encode(key.path), key.size, key.mtime_ns)])
 
     def forget_path(self, source: str, path: PurePath, state: str) -> int:
         """Remove the rows of a file in one state (a quarantined file taken back)."""
@@ -201,20 +241,41 @@ class Ledger:
 
     def has_content(self, sha256: str) -> bool:
         """Whether content with this hash is already committed."""
-        row = self._reader.execute(
-            "SELECT 1 FROM files WHERE sha256 = ? AND state IN (?, ?, ?) LIMIT 1",
-            (sha256, *DONE_STATES),
-        ).fetchone()
-        return row is not None
+        return bool(self.committed_contents([sha256]))
 
     def has_file(self, source: str, path: PurePath, size: int, mtime_ns: int) -> bool:
         """Whether this very file (path, size and mtime) is already committed."""
-        row = self._reader.execute(
-            "SELECT 1 FROM files WHERE source = ? AND path = ? AND size = ? AND mtime_ns = ?"
-            " AND state IN (?, ?, ?) LIMIT 1",
-            (source, _encode(path), size, mtime_ns, *DONE_STATES),
-        ).fetchone()
-        return row is not None
+        return bool(self.committed_files(source, [(path, size, mtime_ns)]))
+
+    def committed_contents(self, hashes: Collection[str]) -> set[str]:
+        """Return those of ``hashes`` whose content is already committed."""
+        if self._sieves is not None:
+            sieve = self._sieves[0]
+            hashes = [h for h in hashes if (key := _content_key(h)) is None or key in sieve]
+        if not hashes:
+            return set()
+        marks = ", ".join("?" * len(hashes))
+        rows = self._reader.execute(
+            f"SELECT DISTINCT sha256 FROM files WHERE sha256 IN ({marks}) AND {_DONE}",
+            (*hashes, *DONE_STATES),
+        ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def committed_files(self, source: str, files: Collection[FileState]) -> set[FileState]:
+        """Return those of ``files`` that are already committed, with this size and mtime."""
+        if self._sieves is not None:
+            sieve = self._sieves[1]
+            files = [f for f in files if _file_key(source, _encode(f[0]), *f[1:]) in sieve]
+        if not files:
+            return set()
+        marks = ", ".join("?" * len(files))
+        rows = self._reader.execute(
+            f"SELECT path, size, mtime_ns FROM files WHERE source = ? AND path IN ({marks})"
+            f" AND {_DONE}",
+            (source, *(_encode(path) for path, _, _ in files), *DONE_STATES),
+        ).fetchall()
+        found = {(_decode(path), size, mtime_ns) for path, size, mtime_ns in rows}
+        return found.intersection(files)
 
     def batches_in(self, state: str) -> list[str]:
         """Names of batches with files in ``state``."""
@@ -255,7 +316,7 @@ class Ledger:
             yield Entry(
                 sha256,
                 source,
-                PurePath(bytes(path).decode("utf-8", "surrogateescape")),
+                _decode(path),
                 size,
                 mtime_ns,
                 state,
@@ -263,6 +324,16 @@ class Ledger:
                 detail,
                 updated,
             )
+
+    def _sift(self, keys: Iterable[tuple[str, str, bytes, int, int]]) -> None:
+        """Add committed files, as rows of :data:`_KEY_COLUMNS`, to the sieves."""
+        if self._sieves is None:
+            return
+        contents, files = self._sieves
+        for sha256, source, path, size, mtime_ns in keys:
+            if (content := _content_key(sha256)) is not None:
+                contents.add(content)
+            files.add(_file_key(source, path, size, mtime_ns))
 
     def _transaction(self) -> _Transaction:
         if self._db is None:

@@ -26,7 +26,7 @@ from geoingest.batching import Batch, Batcher, FlushPolicy
 from geoingest.commits import Committer, file_key
 from geoingest.concurrency import AUTO_START, AdaptiveLimit, Limiter, fd_ceiling
 from geoingest.disposal import dispose
-from geoingest.ledger import FileKey
+from geoingest.ledger import FileKey, FileState
 from geoingest.quarantine import Reason, quarantine
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class Pipeline:
         self.committer = committer
         self.ledger = committer.ledger
         self._pending_hashes: set[str] = set()
+        self._commits = 0  # batches committed, so that a chunk sees its look-up go stale
         self._keeps_sources = settings.on_success == "keep"
         self.totals: Counter[str] = Counter()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -137,7 +138,7 @@ class Pipeline:
         # is not read again. Moved and deleted sources are gone once disposed
         # of, and recovery disposes of any a crash left behind.
         if self._keeps_sources:
-            chunk = [candidate for candidate in chunk if not self._known(candidate)]
+            chunk = self._unknown(chunk)
         if not chunk:
             return
         started = time.perf_counter()
@@ -150,17 +151,39 @@ class Pipeline:
             in_flight_s = (time.perf_counter() - started) / len(chunk)
             for _ in chunk:
                 self.adaptive.record(in_flight_s)
+        committed, as_of = self._committed_contents(results), self._commits
         for candidate, result in zip(chunk, results, strict=True):
-            await self._route(candidate, result)
+            if self._commits != as_of:
+                # A batch committed meanwhile, and its hashes are no longer pending.
+                committed, as_of = self._committed_contents(results), self._commits
+            await self._route(candidate, result, committed)
 
-    def _known(self, candidate: Candidate) -> bool:
-        if not self.ledger.has_file(
-            candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns
-        ):
-            return False
-        self.limiter.release()
-        self.discovery.release(candidate, remember=True)
-        return True
+    def _unknown(self, chunk: list[Candidate]) -> list[Candidate]:
+        """Return the files of a chunk the ledger does not know as committed; let go of the rest.
+
+        At most one query per input folder for the whole chunk, and usually
+        none: the ledger's sieve rules out files it has never committed.
+        """
+        states = [(c.root.name, (c.rel, c.size, c.mtime_ns)) for c in chunk]
+        known: set[tuple[str, FileState]] = set()
+        for source in {source for source, _ in states}:
+            files = [state for name, state in states if name == source]
+            known.update((source, found) for found in self.ledger.committed_files(source, files))
+        unknown = []
+        for candidate, state in zip(chunk, states, strict=True):
+            if state in known:
+                self.limiter.release()
+                self.discovery.release(candidate, remember=True)
+            else:
+                unknown.append(candidate)
+        return unknown
+
+    def _committed_contents(self, results: list[workers.Result]) -> set[str]:
+        """Return the hashes among ``results`` whose content is committed already."""
+        if self.settings.dedupe != "content":
+            return set()
+        hashes = [result.sha256 for result in results if isinstance(result, workers.Ingested)]
+        return self.ledger.committed_contents(hashes)
 
     def _job(self, candidate: Candidate) -> workers.Job:
         return workers.Job(
@@ -226,11 +249,13 @@ class Pipeline:
             message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file alone",
         )
 
-    async def _route(self, candidate: Candidate, result: workers.Result) -> None:
+    async def _route(
+        self, candidate: Candidate, result: workers.Result, committed: set[str]
+    ) -> None:
         match result:
             case workers.Ingested():
                 self.metrics.input_bytes.inc(result.size)
-                if self._is_duplicate(result.sha256):
+                if self._is_duplicate(result.sha256, committed):
                     await self._drop_duplicate(candidate, result.sha256)
                     return
                 self._pending_hashes.add(result.sha256)
@@ -251,10 +276,10 @@ class Pipeline:
                 log.warning("file_failed", path=candidate.path, error=result.message)
                 self._finish(candidate, "error", remember=True)
 
-    def _is_duplicate(self, sha256: str) -> bool:
+    def _is_duplicate(self, sha256: str, committed: set[str]) -> bool:
         if self.settings.dedupe != "content":
             return False
-        return sha256 in self._pending_hashes or self.ledger.has_content(sha256)
+        return sha256 in self._pending_hashes or sha256 in committed
 
     async def _drop_duplicate(self, candidate: Candidate, sha256: str) -> None:
         """Dispose of a file whose content is already committed or in a batch."""
@@ -310,6 +335,7 @@ class Pipeline:
         # A file that could not be disposed of stays where it is; remember it
         # so that this run does not ingest its features a second time.
         keep = self.settings.on_success == "keep"
+        self._commits += 1
         for candidate, result in batch.files:
             self._pending_hashes.discard(result.sha256)
             self._finish(candidate, "ingested", remember=keep or candidate in failed)
