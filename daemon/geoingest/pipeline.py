@@ -141,22 +141,28 @@ class Pipeline:
             chunk = self._unknown(chunk)
         if not chunk:
             return
-        started = time.perf_counter()
+        # Each file holds its place until its result is routed: a batch that
+        # cannot commit (a full disk) then holds back the workers, the queue and
+        # discovery, instead of letting results pile up in memory.
+        held = len(chunk)
         try:
+            started = time.perf_counter()
             results = await self._process(chunk)
-        finally:
-            for _ in chunk:
+            if self.adaptive is not None:
+                in_flight_s = (time.perf_counter() - started) / len(chunk)
+                for _ in chunk:
+                    self.adaptive.record(in_flight_s)
+            committed, as_of = self._committed_contents(results), self._commits
+            for candidate, result in zip(chunk, results, strict=True):
+                if self._commits != as_of:
+                    # A batch committed meanwhile, and its hashes are no longer pending.
+                    committed, as_of = self._committed_contents(results), self._commits
+                await self._route(candidate, result, committed)
                 self.limiter.release()
-        if self.adaptive is not None:
-            in_flight_s = (time.perf_counter() - started) / len(chunk)
-            for _ in chunk:
-                self.adaptive.record(in_flight_s)
-        committed, as_of = self._committed_contents(results), self._commits
-        for candidate, result in zip(chunk, results, strict=True):
-            if self._commits != as_of:
-                # A batch committed meanwhile, and its hashes are no longer pending.
-                committed, as_of = self._committed_contents(results), self._commits
-            await self._route(candidate, result, committed)
+                held -= 1
+        finally:
+            for _ in range(held):
+                self.limiter.release()
 
     def _unknown(self, chunk: list[Candidate]) -> list[Candidate]:
         """Return the files of a chunk the ledger does not know as committed; let go of the rest.
