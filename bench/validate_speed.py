@@ -7,9 +7,11 @@ the passes below measure CPU work only:
 
 - floor: ``orjson.loads`` of each file and ``orjson.dumps`` of each feature of
   every FeatureCollection, with no check and no rounding;
-- ingest: :func:`geoingest.geojson.ingest_document` on each file.
+- ingest: :func:`geoingest.geojson.ingest_document` on each file;
+- python: the same with the Python fused pass, when the compiled one is
+  installed, to show what the compiled pass saves.
 
-The two passes alternate ``--repeat`` times, and the best run of each is
+The passes alternate ``--repeat`` times, and the best run of each is
 reported, as wall seconds and as CPU seconds of this process (the steadier
 figure on a busy machine), with the ratio of ingest to floor. ``--gc`` sets the
 cyclic garbage collector for the passes: ``default`` leaves the interpreter's
@@ -32,6 +34,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from geoingest.geojson import Accepted, ingest_document
+from geoingest.geojson import ingest as ingest_module
+from geoingest.geojson.fused import COMPILED, FusedPass
 
 WORKER_GC_THRESHOLDS = (100_000, 50, 50)
 
@@ -63,6 +67,16 @@ def ingest_pass(datas: list[bytes], precision: int) -> int:
         if isinstance(result, Accepted):
             features += len(result.features)
     return features
+
+
+def python_pass(datas: list[bytes], precision: int) -> int:
+    """Run ingest_document with the Python fused pass in place of the compiled one."""
+    compiled = ingest_module._fused_pass
+    ingest_module._fused_pass = lambda digits: FusedPass(digits, compiled=False)
+    try:
+        return ingest_pass(datas, precision)
+    finally:
+        ingest_module._fused_pass = compiled
 
 
 def best_of(runs: int, passes: dict[str, Callable[[], int]]) -> dict[str, tuple[float, float, int]]:
@@ -107,14 +121,20 @@ def main() -> None:
         {
             "floor": lambda: floor_pass(datas),
             "ingest": lambda: ingest_pass(datas, args.precision),
+            **({"python": lambda: python_pass(datas, args.precision)} if COMPILED else {}),
         },
     )
     for name, (wall, cpu, features) in best.items():
         rate = len(datas) / wall
         timing = f"{wall:6.2f} s wall {cpu:6.2f} s cpu  {rate:8,.0f} files/s"
         print(f"{name:<8} {timing}  {features:,} features")
-    ratio = best["ingest"][1] / best["floor"][1]
-    print(f"ratio    {ratio:6.2f} x floor in cpu (gc {args.gc}, precision {args.precision})")
+    for name in ("ingest", "python"):
+        if name in best:
+            ratio = best[name][1] / best["floor"][1]
+            print(
+                f"ratio    {ratio:6.2f} x floor in cpu for {name} (gc {args.gc}, precision "
+                f"{args.precision})"
+            )
 
 
 if __name__ == "__main__":

@@ -76,6 +76,14 @@ def test_build_stage_installs_with_the_readme_command() -> None:
     assert INSTALL_COMMAND in values(build, "RUN")
 
 
+def test_build_stage_has_a_c_compiler_before_it_installs() -> None:
+    runs = values(stages()[0], "RUN")
+    compiler = next(i for i, run in enumerate(runs) if "apt-get install" in run and "gcc" in run)
+
+    # Without one, pip would quietly install the slower pure-Python coordinate pass.
+    assert compiler < runs.index(INSTALL_COMMAND)
+
+
 def test_final_stage_copies_only_the_venv_from_the_build_stage() -> None:
     copies = values(stages()[-1], "COPY")
 

@@ -147,7 +147,7 @@ def _valid(path: Path, rng: random.Random, n: int) -> list[dict[str, Any]]:
 
 
 def _drop_changing_files(drop: Path, staging: Path, rng: random.Random) -> list[dict[str, Any]]:
-    """Files that grow, vanish, or are replaced before they settle; return what must come out."""
+    """Files that grow, vanish, are replaced or truncated; return what must come out."""
     grown = collection(rng, 6)
     data = json.dumps(grown).encode()
     with (drop / "growing.geojson").open("wb") as f:
@@ -162,7 +162,14 @@ def _drop_changing_files(drop: Path, staging: Path, rng: random.Random) -> list[
     write(drop / "replaced.geojson", collection(rng, 1))
     newer = write(staging / "replaced.geojson", collection(rng, 3))
     (staging / "replaced.geojson").rename(drop / "replaced.geojson")
-    return [*grown["features"], *newer["features"]]
+
+    # Rewritten in place, shorter: only what the file finally holds may come out.
+    write(drop / "truncated.geojson", collection(rng, 5))
+    shorter = collection(rng, 2)
+    with (drop / "truncated.geojson").open("r+b") as f:
+        f.truncate(0)
+        f.write(json.dumps(shorter).encode())
+    return [*grown["features"], *newer["features"], *shorter["features"]]
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
