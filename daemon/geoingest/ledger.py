@@ -188,8 +188,12 @@ class Ledger:
                 "UPDATE files SET state = ?, updated = ? WHERE batch = ?",
                 (state, time.time(), batch),
             )
-            rows = db.execute(f"SELECT {_KEY_COLUMNS} FROM files WHERE batch = ?", (batch,))
-            keys = rows.fetchall() if state in DONE_STATES else []
+            # Only the move to committed adds to the sieves: a batch is disposed
+            # of after its commit, in this process or before it opened the ledger.
+            keys = []
+            if state == "committed":
+                rows = db.execute(f"SELECT {_KEY_COLUMNS} FROM files WHERE batch = ?", (batch,))
+                keys = rows.fetchall()
         self._sift(keys)
 
     def forget_batch(self, batch: str) -> None:
