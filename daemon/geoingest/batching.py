@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from geoingest.spool import Piece, Span, SpoolFile
+
 if TYPE_CHECKING:
     from geoingest.discovery import Candidate
     from geoingest.workers import Ingested
@@ -72,21 +74,33 @@ class Batch:
     """Files whose features will be committed together."""
 
     files: list[tuple[Candidate, Ingested]] = field(default_factory=list)
+    pieces: list[Piece] = field(default_factory=list)
     features: int = 0
     nbytes: int = 0
     opened_at: float = 0.0
 
-    def add(self, candidate: Candidate, result: Ingested) -> None:
-        """Append one file's features."""
+    def add(self, candidate: Candidate, result: Ingested, spool: SpoolFile | None = None) -> None:
+        """Append one file's features; ``spool`` holds them if the result says they are spooled."""
         if not self.files:
             self.opened_at = time.monotonic()
         self.files.append((candidate, result))
         self.features += result.features
-        self.nbytes += len(result.body)
+        self.nbytes += result.nbytes
+        if result.spooled is not None:
+            if spool is None:
+                raise ValueError("a spooled result needs its spool file")
+            spool.hold()
+            self.pieces.append(Span(spool, *result.spooled))
+        elif result.body:
+            self.pieces.append(result.body)
 
-    def bodies(self) -> list[bytes]:
-        """The encoded features of every file, in the order they were added."""
-        return [result.body for _, result in self.files if result.body]
+    def release(self) -> list[str]:
+        """Let go of the spool files of a committed batch; return those no one needs now."""
+        return [
+            piece.spool.path
+            for piece in self.pieces
+            if isinstance(piece, Span) and piece.spool.release()
+        ]
 
     def age_s(self) -> float:
         """Seconds since the first file was added, 0 for an empty batch."""
@@ -120,16 +134,18 @@ class Batcher:
         committing = self._committing.files if self._committing is not None else ()
         return len(self._batch.files) + len(committing)
 
-    async def add(self, candidate: Candidate, result: Ingested) -> None:
+    async def add(
+        self, candidate: Candidate, result: Ingested, spool: SpoolFile | None = None
+    ) -> None:
         """Add one file, flushing before or after as the policy says."""
         async with self._lock:
             batch = self._batch
             trigger = self.policy.overflow(
-                batch.features, batch.nbytes, result.features, len(result.body)
+                batch.features, batch.nbytes, result.features, result.nbytes
             )
             if trigger:
                 await self._flush_locked(trigger)
-            self._batch.add(candidate, result)
+            self._batch.add(candidate, result, spool)
             trigger = self.policy.full(self._batch.features, self._batch.nbytes)
             if trigger:
                 await self._flush_locked(trigger)

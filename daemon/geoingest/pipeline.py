@@ -11,6 +11,8 @@ committed.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from geoingest import workers
+from geoingest import spool, workers
 from geoingest.batching import Batch, Batcher, FlushPolicy
 from geoingest.commits import Committer, file_key
 from geoingest.concurrency import AUTO_START, AdaptiveLimit, Limiter, fd_ceiling
@@ -81,6 +83,9 @@ class Pipeline:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.limiter, self.adaptive = _make_limiter(settings.max_concurrency)
         self._pool = workers.make_pool(settings.workers)
+        self._spool_dir = settings.state_dir / "spool"
+        spool.clear(self._spool_dir)
+        self._spool_names = itertools.count(1)
         self._isolation_pool: ProcessPoolExecutor | None = None
         self._isolation_lock = asyncio.Lock()
         policy = FlushPolicy(
@@ -145,9 +150,10 @@ class Pipeline:
         # cannot commit (a full disk) then holds back the workers, the queue and
         # discovery, instead of letting results pile up in memory.
         held = len(chunk)
+        spooled: spool.SpoolFile | None = None
         try:
             started = time.perf_counter()
-            results = await self._process(chunk)
+            results, spooled = await self._process(chunk)
             if self.adaptive is not None:
                 in_flight_s = (time.perf_counter() - started) / len(chunk)
                 for _ in chunk:
@@ -157,12 +163,14 @@ class Pipeline:
                 if self._commits != as_of:
                     # A batch committed meanwhile, and its hashes are no longer pending.
                     committed, as_of = self._committed_contents(results), self._commits
-                await self._route(candidate, result, committed)
+                await self._route(candidate, result, committed, spooled)
                 self.limiter.release()
                 held -= 1
         finally:
             for _ in range(held):
                 self.limiter.release()
+            if spooled is not None and spooled.release():
+                spool.discard(spooled.path)
 
     def _unknown(self, chunk: list[Candidate]) -> list[Candidate]:
         """Return the files of a chunk the ledger does not know as committed; let go of the rest.
@@ -201,25 +209,40 @@ class Pipeline:
             output_format=self.settings.output_format,
         )
 
-    async def _process(self, chunk: list[Candidate]) -> list[workers.Result]:
-        """Run a chunk through a worker; after a worker death, retry each file on its own."""
+    async def _process(
+        self, chunk: list[Candidate]
+    ) -> tuple[list[workers.Result], spool.SpoolFile | None]:
+        """Run a chunk through a worker; after a worker death, retry each file on its own.
+
+        Returns:
+            The results, and the spool file holding their output, if any.
+        """
         jobs = [self._job(candidate) for candidate in chunk]
         pool = self._pool
+        path = f"{self._spool_dir}/{os.getpid()}-{next(self._spool_names)}{spool.SUFFIX}"
         try:
-            return await self._run(pool, jobs)
+            results = await self._run(pool, jobs, path)
         except BrokenProcessPool:
+            spool.discard(path)
             self._replace_pool(pool)
-        return [
+        except BaseException:
+            spool.discard(path)
+            raise
+        else:
+            spooled = any(isinstance(r, workers.Ingested) and r.spooled for r in results)
+            return results, spool.SpoolFile(path) if spooled else None
+        alone = [
             await self._process_alone(candidate, job)
             for candidate, job in zip(chunk, jobs, strict=True)
         ]
+        return alone, None
 
     async def _run(
-        self, pool: ProcessPoolExecutor, jobs: list[workers.Job]
+        self, pool: ProcessPoolExecutor, jobs: list[workers.Job], spool_path: str = ""
     ) -> list[workers.Result]:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(pool, workers.process_files, jobs)
+        results = await loop.run_in_executor(pool, workers.process_files, jobs, spool_path)
         per_file_s = (time.perf_counter() - started) / len(jobs)
         for _ in jobs:
             self.metrics.file_processing_duration_seconds.observe(per_file_s)
@@ -256,7 +279,11 @@ class Pipeline:
         )
 
     async def _route(
-        self, candidate: Candidate, result: workers.Result, committed: set[str]
+        self,
+        candidate: Candidate,
+        result: workers.Result,
+        committed: set[str],
+        spooled: spool.SpoolFile | None,
     ) -> None:
         match result:
             case workers.Ingested():
@@ -265,7 +292,7 @@ class Pipeline:
                     await self._drop_duplicate(candidate, result.sha256)
                     return
                 self._pending_hashes.add(result.sha256)
-                await self.batcher.add(candidate, result)
+                await self.batcher.add(candidate, result, spooled)
             case workers.Rejected():
                 self.metrics.input_bytes.inc(result.size)
                 reason = Reason(result.rule, result.pointer, result.message, result.sha256)
@@ -334,6 +361,7 @@ class Pipeline:
     async def _commit(self, batch: Batch, trigger: str) -> None:
         """Commit a batch, then dispose of its sources and finish them."""
         manifest = await self.committer.commit(batch, trigger)
+        await asyncio.to_thread(spool.discard_all, batch.release())
         self.totals["features"] += batch.features
         self.totals["batches"] += 1
         failed = await self.committer.dispose(batch, manifest)

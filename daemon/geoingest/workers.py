@@ -1,10 +1,11 @@
-"""The worker processes: read, hash, parse, validate and transform one file.
+"""The worker processes: read, hash, parse, validate and transform files.
 
 Parsing and the per-coordinate work hold the GIL, so they run in a process
-pool and the event loop only ever waits on a future. Each file costs one call
-into the pool: the worker opens the file itself (a plain ``os.read`` is far
-cheaper than an asynchronous read from the event loop) and sends back the
-output bytes already encoded, so the main process only joins and writes them.
+pool and the event loop only ever waits on a future. A chunk of files costs
+one call into the pool: the worker opens each file itself (a plain ``os.read``
+is far cheaper than an asynchronous read from the event loop) and writes the
+output bytes, already encoded, to the chunk's spool file (see
+:mod:`geoingest.spool`), so the main process never handles them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from geoingest import crashpoints
+from geoingest import crashpoints, spool
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 RECORD_SEPARATOR = b"\x1e"
@@ -41,13 +42,23 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """A valid file: its features, ready to be appended to a batch."""
+    """A valid file: its features, ready to be appended to a batch.
+
+    The encoded features are either in ``body`` or, when ``spooled`` is set,
+    in the chunk's spool file at ``(offset, length)`` and ``body`` is empty.
+    """
 
     sha256: str
     size: int
     features: int
     body: bytes
     warnings: tuple[str, ...]
+    spooled: tuple[int, int] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """How many bytes its features take in a batch, separators aside."""
+        return self.spooled[1] if self.spooled is not None else len(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +118,38 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
 
 
-def process_files(jobs: list[Job]) -> list[Result]:
-    """Process a chunk of files in one call into the pool."""
-    return [process_file(job) for job in jobs]
+def process_files(jobs: list[Job], spool_path: str = "") -> list[Result]:
+    """Process a chunk of files in one call into the pool.
+
+    With a ``spool_path``, the output of the whole chunk goes to that new file
+    and each result says where its part lies. If the spool file cannot be
+    written (a full disk, say), the output travels back in the results instead.
+    """
+    results = [process_file(job) for job in jobs]
+    if not spool_path or not jobs:
+        return results
+    bodies = [r.body if isinstance(r, Ingested) else b"" for r in results]
+    if not any(bodies):
+        return results
+    try:
+        offsets = spool.write_chunk(spool_path, bodies, spool.separator(jobs[0].output_format))
+    except OSError:
+        return results
+    return [
+        _spooled(result, offset) if isinstance(result, Ingested) and result.body else result
+        for result, offset in zip(results, offsets, strict=True)
+    ]
+
+
+def _spooled(result: Ingested, offset: int) -> Ingested:
+    return Ingested(
+        result.sha256,
+        result.size,
+        result.features,
+        b"",
+        result.warnings,
+        (offset, len(result.body)),
+    )
 
 
 def process_file(job: Job) -> Result:

@@ -156,6 +156,7 @@ def test_once_ingests_everything_then_exits(folders: Folders, start_daemon: Star
     assert_exactly_once(folders.out, [f for doc in docs for f in doc["features"]])
     stopped = daemon.find("stopped")[0]
     assert (stopped["ingested"], stopped["quarantined"]) == (30, 1)
+    assert list((folders.out / ".geoingest" / "spool").iterdir()) == []
 
 
 def test_metrics_endpoint_counts_what_happened(folders: Folders, start_daemon: Start) -> None:

@@ -15,9 +15,9 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
-from geoingest import crashpoints
+from geoingest import crashpoints, spool
 from geoingest.files import FILE_MODE, sync_folder
 from geoingest.sinks import Commit
 
@@ -64,7 +64,7 @@ class FolderSink:
         """
         temp = self.folder / f".{name}{TEMP_SUFFIX}"
         try:
-            nbytes = self._write(temp, batch.bodies())
+            nbytes = self._write(temp, batch)
             crashpoints.reached("flush")
             temp.rename(self.folder / name)
         except BaseException:
@@ -82,24 +82,18 @@ class FolderSink:
                 removed += 1
         return removed
 
-    def _write(self, path: Path, bodies: list[bytes]) -> int:
+    def _write(self, path: Path, batch: Batch) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         fd = os.open(path, flags, FILE_MODE)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+        try:
+            sep = spool.separator(self.output_format)
             if self.output_format == "geojson":
-                nbytes = f.write(_HEADER) + self._write_joined(f, bodies, b",\n") + f.write(_FOOTER)
+                nbytes = spool.write_all(fd, [_HEADER])
+                nbytes += spool.write_joined(fd, batch.pieces, sep)
+                nbytes += spool.write_all(fd, [_FOOTER])
             else:
-                nbytes = self._write_joined(f, bodies, b"")
-            f.flush()
-            os.fsync(f.fileno())
-        return nbytes
-
-    @staticmethod
-    def _write_joined(f: BinaryIO, bodies: list[bytes], separator: bytes) -> int:
-        write = f.write
-        nbytes = 0
-        for index, body in enumerate(bodies):
-            if index and separator:
-                nbytes += write(separator)
-            nbytes += write(body)
+                nbytes = spool.write_joined(fd, batch.pieces, sep)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         return nbytes
