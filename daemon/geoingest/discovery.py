@@ -43,8 +43,10 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from prometheus_client import Counter
 from watchfiles._rust_notify import RustNotify
 
+from geoingest import logs
 from geoingest.config import InputRoot
 from geoingest.metrics import Metrics
 from geoingest.settle import Settler
@@ -196,6 +198,7 @@ class Discovery:
         self._identities_checked = 0.0
         self._events_seen_at = 0.0
         self._walk_errors = 0
+        self._discovered: dict[tuple[str, str], Counter] = {}
 
     # Lifecycle.
 
@@ -749,9 +752,13 @@ class Discovery:
             self._claimed.pop(str(cand.path), None)
             self._dirty.discard(str(cand.path))
             raise
-        self._metrics.files_discovered.labels(source=cand.root.name, via=cand.via).inc()
-        self._metrics.queue_length.set(self._queue.qsize())
-        log.debug("file_discovered", path=str(cand.path), via=cand.via, size=cand.size)
+        counter = self._discovered.get((cand.root.name, cand.via))
+        if counter is None:
+            counter = self._metrics.files_discovered.labels(source=cand.root.name, via=cand.via)
+            self._discovered[cand.root.name, cand.via] = counter
+        counter.inc()
+        if logs.enabled("debug"):
+            log.debug("file_discovered", path=str(cand.path), via=cand.via, size=cand.size)
 
     def _skip(self, reason: str, path: str) -> None:
         self._metrics.skipped_files.labels(reason=reason).inc()

@@ -22,6 +22,9 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+# The least severe level written, for the few per-file events on the hot path:
+# asking the logger costs a bind per call, even for an event it then drops.
+_threshold = {"least": logging.INFO}
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
 _CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
 
@@ -69,6 +72,17 @@ def _dumps(obj: Any, **_kw: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+def enabled(level: str) -> bool:
+    """Say whether events of ``level`` are written.
+
+    Example:
+        >>> configure("info", "json")
+        >>> enabled("debug"), enabled("warning")
+        (False, True)
+    """
+    return _LEVELS[level] >= _threshold["least"]
+
+
 def configure(level: str = "info", fmt: str | None = None) -> None:
     """Configure structlog for the whole process.
 
@@ -76,6 +90,7 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
         level: The least severe level written: debug, info, warning or error.
         fmt: ``json`` or ``console``; by default console on a terminal, json otherwise.
     """
+    _threshold["least"] = _LEVELS[level]
     if fmt is None:
         fmt = "console" if sys.stdout.isatty() else "json"
     renderer: Any

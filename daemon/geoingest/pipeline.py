@@ -16,11 +16,11 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import prometheus_client
 import structlog
 
 from geoingest import spool, workers
@@ -29,6 +29,7 @@ from geoingest.commits import Committer, file_key
 from geoingest.concurrency import AUTO_START, AdaptiveLimit, Limiter, fd_ceiling
 from geoingest.disposal import dispose
 from geoingest.ledger import FileKey, FileState
+from geoingest.pool import Pool
 from geoingest.quarantine import Reason, quarantine
 
 if TYPE_CHECKING:
@@ -80,13 +81,14 @@ class Pipeline:
         self._commits = 0  # batches committed, so that a chunk sees its look-up go stale
         self._keeps_sources = settings.on_success == "keep"
         self.totals: Counter[str] = Counter()
+        self._processed: dict[tuple[str, str], prometheus_client.Counter] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
         self.limiter, self.adaptive = _make_limiter(settings.max_concurrency)
-        self._pool = workers.make_pool(settings.workers)
+        self._pool = Pool(settings.workers)
         self._spool_dir = settings.state_dir / "spool"
         spool.clear(self._spool_dir)
         self._spool_names = itertools.count(1)
-        self._isolation_pool: ProcessPoolExecutor | None = None
+        self._isolation_pool: Pool | None = None
         self._isolation_lock = asyncio.Lock()
         policy = FlushPolicy(
             settings.batch_max_features, settings.batch_max_bytes, settings.batch_max_age_s
@@ -106,17 +108,21 @@ class Pipeline:
         ``CHUNK_MAX_BYTES`` bytes, and each of its files holds a place under the
         limit. One call into the worker pool per chunk, rather than per file,
         keeps the main process's share of the work small during a backfill; a
-        file arriving alone still goes on at once.
+        file arriving alone still goes on at once. While files are queued and
+        the limit is reached, a chunk waits for places to fill up rather than
+        leaving with the one place a finished file gave back: the workers are
+        busy then, and a stream of one-file chunks would only cost the main
+        process more. A chunk takes at most a quarter of the limit, so that
+        every worker has a chunk queued behind the one it is working on.
         """
         while True:
             chunk = [await self.queue.get()]
             await self.limiter.acquire()
             nbytes = chunk[0].size
             while (
-                len(chunk) < CHUNK_MAX_FILES
+                len(chunk) < min(CHUNK_MAX_FILES, self.limiter.limit // 4)
                 and nbytes < CHUNK_MAX_BYTES
                 and not self.queue.empty()
-                and not self.limiter.locked()
             ):
                 await self.limiter.acquire()
                 chunk.append(self.queue.get_nowait())
@@ -134,9 +140,9 @@ class Pipeline:
 
     def close(self) -> None:
         """Stop the worker processes; files still in them are abandoned."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
         if self._isolation_pool is not None:
-            self._isolation_pool.shutdown(wait=False, cancel_futures=True)
+            self._isolation_pool.close()
 
     async def _handle(self, chunk: list[Candidate]) -> None:
         # A file the ledger knows as committed (kept in place across a restart)
@@ -218,13 +224,11 @@ class Pipeline:
             The results, and the spool file holding their output, if any.
         """
         jobs = [self._job(candidate) for candidate in chunk]
-        pool = self._pool
         path = f"{self._spool_dir}/{os.getpid()}-{next(self._spool_names)}{spool.SUFFIX}"
         try:
-            results = await self._run(pool, jobs, path)
+            results = await self._run(self._pool, jobs, path)
         except BrokenProcessPool:
             spool.discard(path)
-            self._replace_pool(pool)
         except BaseException:
             spool.discard(path)
             raise
@@ -238,21 +242,14 @@ class Pipeline:
         return alone, None
 
     async def _run(
-        self, pool: ProcessPoolExecutor, jobs: list[workers.Job], spool_path: str = ""
+        self, pool: Pool, jobs: list[workers.Job], spool_path: str = ""
     ) -> list[workers.Result]:
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(pool, workers.process_files, jobs, spool_path)
+        results = await pool.submit(jobs, spool_path)
         per_file_s = (time.perf_counter() - started) / len(jobs)
         for _ in jobs:
             self.metrics.file_processing_duration_seconds.observe(per_file_s)
         return results
-
-    def _replace_pool(self, pool: ProcessPoolExecutor) -> None:
-        if pool is self._pool:
-            log.error("worker_pool_broken", replacing=True)
-            pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = workers.make_pool(self.settings.workers)
 
     async def _process_alone(self, candidate: Candidate, job: workers.Job) -> workers.Result:
         """Retry a file that was in a worker when it died, one file at a time.
@@ -261,15 +258,13 @@ class Pipeline:
         alone in a single-worker pool is held against it.
         """
         async with self._isolation_lock:
+            if self._isolation_pool is None:
+                self._isolation_pool = Pool(1)
             for attempt in range(1, WORKER_CRASH_ATTEMPTS + 1):
-                pool = self._isolation_pool or workers.make_pool(1)
-                self._isolation_pool = pool
                 try:
-                    return (await self._run(pool, [job]))[0]
+                    return (await self._run(self._isolation_pool, [job]))[0]
                 except BrokenProcessPool:
                     log.warning("worker_died_on_file", path=candidate.path, attempt=attempt)
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._isolation_pool = None
         return workers.Rejected(
             sha256="",
             size=candidate.size,
@@ -355,7 +350,12 @@ class Pipeline:
 
     def _finish(self, candidate: Candidate, outcome: str, *, remember: bool) -> None:
         self.totals[outcome] += 1
-        self.metrics.files_processed.labels(source=candidate.root.name, outcome=outcome).inc()
+        source = candidate.root.name
+        counter = self._processed.get((source, outcome))
+        if counter is None:
+            counter = self.metrics.files_processed.labels(source=source, outcome=outcome)
+            self._processed[source, outcome] = counter
+        counter.inc()
         self.discovery.release(candidate, remember=remember)
 
     async def _commit(self, batch: Batch, trigger: str) -> None:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import errno
 import gc
 import hashlib
-import multiprocessing
 import os
 import signal
 import stat
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from geoingest import crashpoints, spool
@@ -97,7 +95,8 @@ class Failed:
 Result = Ingested | Rejected | Unready | Skipped | Failed
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
+    """Set up a worker process: leave signals to the main process, tune the GC."""
     # Signals are the main process's business: Ctrl-C reaches the whole process
     # group, and a worker that died of it would break the pool mid-drain.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -106,16 +105,6 @@ def _init_worker() -> None:
     # slows parsing down when many of them are alive at once.
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
-
-
-def make_pool(workers: int) -> ProcessPoolExecutor:
-    """Start the worker pool.
-
-    ``forkserver`` keeps workers free of the main process's threads (the
-    watcher and the metrics server), which a plain fork would copy mid-lock.
-    """
-    context = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
 
 
 def process_files(jobs: list[Job], spool_path: str = "") -> list[Result]:

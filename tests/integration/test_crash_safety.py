@@ -141,7 +141,7 @@ def test_worker_crash_is_retried_then_quarantined(folders: Folders, start_daemon
         (folders.out / ".geoingest" / "quarantine" / "poison.geojson.error.json").read_text()
     )
     assert reason["rule"] == "worker-crash"
-    assert len(daemon.find("worker_pool_broken")) >= 1
+    assert len(daemon.find("worker_died")) >= 1
     assert_exactly_once(folders.out, [f for doc in good for f in doc["features"]])
 
 
