@@ -17,6 +17,7 @@ import os
 import signal
 import stat
 from dataclasses import dataclass
+from typing import Any
 
 from geoingest import crashpoints, spool
 
@@ -38,7 +39,7 @@ class Job:
     output_format: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ingested:
     """A valid file: its features, ready to be appended to a batch.
 
@@ -58,8 +59,18 @@ class Ingested:
         """How many bytes its features take in a batch, separators aside."""
         return self.spooled[1] if self.spooled is not None else len(self.body)
 
+    def __reduce__(self) -> tuple[type[Ingested], tuple[Any, ...]]:
+        return Ingested, (
+            self.sha256,
+            self.size,
+            self.features,
+            self.body,
+            self.warnings,
+            self.spooled,
+        )
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Rejected:
     """A file that breaks a rule and belongs in quarantine."""
 
@@ -69,30 +80,45 @@ class Rejected:
     pointer: str
     message: str
 
+    def __reduce__(self) -> tuple[type[Rejected], tuple[Any, ...]]:
+        return Rejected, (self.sha256, self.size, self.rule, self.pointer, self.message)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Unready:
     """A file that vanished or changed since it settled; ``vanished`` tells which."""
 
     vanished: bool
     reason: str
 
+    def __reduce__(self) -> tuple[type[Unready], tuple[Any, ...]]:
+        return Unready, (self.vanished, self.reason)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Skipped:
     """Not a regular file once opened (a FIFO or socket swapped in, for example)."""
 
     reason: str
 
+    def __reduce__(self) -> tuple[type[Skipped], tuple[Any, ...]]:
+        return Skipped, (self.reason,)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Failed:
     """An I/O error other than the file vanishing."""
 
     message: str
 
+    def __reduce__(self) -> tuple[type[Failed], tuple[Any, ...]]:
+        return Failed, (self.message,)
+
 
 Result = Ingested | Rejected | Unready | Skipped | Failed
+"""What a worker makes of a file. Results cross the process boundary by the
+thousand, so each pickles as a plain call with its fields: the default for a
+dataclass looks its fields up and sets them one by one on every load."""
 
 
 def init_worker() -> None:
