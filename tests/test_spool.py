@@ -117,3 +117,32 @@ def test_a_worker_sends_the_output_back_when_the_spool_cannot_be_written(
     jobs = _jobs(tmp_path, 2)
     results = workers.process_files(jobs, str(tmp_path / "missing-folder" / "x.spool"))
     assert all(isinstance(r, Ingested) and r.body and r.spooled is None for r in results)
+
+
+def test_a_batch_of_many_chunks_keeps_one_spool_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pieces: list[spool.Piece] = []
+    for chunk in range(300):
+        pieces += _spooled(tmp_path, f"c{chunk}", [POINT % chunk], b",\n")
+    open_now: set[int] = set()
+    most = 0
+    real_open, real_close = os.open, os.close
+
+    def counting_open(path: str, flags: int, *args: int) -> int:
+        nonlocal most
+        fd = real_open(path, flags, *args)
+        if str(path).endswith(spool.SUFFIX):
+            open_now.add(fd)
+            most = max(most, len(open_now))
+        return fd
+
+    def counting_close(fd: int) -> None:
+        open_now.discard(fd)
+        real_close(fd)
+
+    monkeypatch.setattr(os, "open", counting_open)
+    monkeypatch.setattr(os, "close", counting_close)
+    data = _joined(tmp_path, pieces, b",\n")
+    assert (most, open_now) == (1, set())
+    assert data == b",\n".join(POINT % i for i in range(300))

@@ -159,7 +159,8 @@ def write_joined(fd: int, pieces: Iterable[Piece], sep: bytes) -> int:
     """
     total = 0
     pending: list[bytes] = []
-    sources: dict[str, int] = {}
+    # One spool file open at a time, whatever the number of chunks in the batch.
+    source, source_path = -1, ""
     try:
         for index, run in enumerate(runs(pieces, sep)):
             if index and sep:
@@ -169,15 +170,16 @@ def write_joined(fd: int, pieces: Iterable[Piece], sep: bytes) -> int:
                 continue
             total += write_all(fd, pending)
             pending = []
-            source = sources.get(run.spool.path)
-            if source is None:
-                source = sources[run.spool.path] = os.open(
-                    run.spool.path, os.O_RDONLY | os.O_CLOEXEC
-                )
+            if run.spool.path != source_path:
+                if source >= 0:
+                    os.close(source)
+                    source = -1
+                source = os.open(run.spool.path, os.O_RDONLY | os.O_CLOEXEC)
+                source_path = run.spool.path
             total += copy_range(source, fd, run.offset, run.length)
         total += write_all(fd, pending)
     finally:
-        for source in sources.values():
+        if source >= 0:
             os.close(source)
     return total
 
