@@ -256,7 +256,9 @@ class Discovery:
             log.warning("release_unknown", path=key)
             return
         del self._claimed[key]
-        if remember:
+        # Without a watch there is no later walk: the backfill meets each file
+        # once, and remembering the files would only grow with their number.
+        if remember and self._watch:
             self._remembered[key] = (candidate.size, candidate.mtime_ns, self._epoch)
         # A file that is not remembered, or had an event while it was claimed, is
         # stat-ed again: it may be back, or rewritten while it was being read.
