@@ -44,7 +44,9 @@ _BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 def file_key(candidate: Candidate, sha256: str) -> FileKey:
     """The ledger's key for one source file."""
-    return FileKey(sha256, candidate.root.name, candidate.rel, candidate.size, candidate.mtime_ns)
+    return FileKey(
+        sha256, candidate.root.name, candidate.rel_text, candidate.size, candidate.mtime_ns
+    )
 
 
 class Committer:

@@ -37,8 +37,7 @@ import stat
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,33 +84,68 @@ _VIA = {
 }
 
 
-@dataclass(frozen=True)
 class Candidate:
     """A complete file, handed on for ingest.
 
+    Discovery makes one for every file it hands on, so it keeps the path as
+    the text it found and builds the ``Path`` only when something asks.
+    Candidates compare by identity: each stands for one sighting of a file.
+
     Attributes:
         root: The input folder it was found in.
-        path: Its absolute path, inside ``root.path``.
+        path_text: Its absolute path, inside ``root.path``, as text.
         size: Its size in bytes, from the stat that found it complete.
         mtime_ns: Its modification time in nanoseconds, from the same stat.
         via: How it was first seen: ``backfill``, ``watch`` or ``rescan``.
+
+    Example:
+        >>> root = InputRoot("drop", Path("/srv/drop"))
+        >>> c = Candidate(root, "/srv/drop/a/b.geojson", 3, 0, "watch")
+        >>> c.path, c.rel_text
+        (PosixPath('/srv/drop/a/b.geojson'), 'a/b.geojson')
     """
 
-    root: InputRoot
-    path: Path
-    size: int
-    mtime_ns: int
-    via: str
+    __slots__ = ("_path", "_rel_text", "mtime_ns", "path_text", "root", "size", "via")
 
-    @cached_property
+    def __init__(
+        self, root: InputRoot, path: str | Path, size: int, mtime_ns: int, via: str
+    ) -> None:
+        self.root = root
+        self.path_text = str(path)
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.via = via
+        self._path = path if isinstance(path, Path) else None
+        self._rel_text: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.root.name!r}, {self.path_text!r}, {self.size}, {self.via!r})"
+
+    @property
+    def path(self) -> Path:
+        """Its absolute path."""
+        if self._path is None:
+            self._path = Path(self.path_text)
+        return self._path
+
+    @property
+    def rel_text(self) -> str:
+        """The path relative to the input folder, as text (worked out once)."""
+        if self._rel_text is None:
+            # Discovery builds every path by joining names onto the input
+            # folder's, so cutting the text is enough.
+            top = str(self.root.path).rstrip("/")
+            path = self.path_text
+            if path.startswith(top) and path[len(top) : len(top) + 1] == "/":
+                self._rel_text = path[len(top) + 1 :]
+            else:
+                self._rel_text = str(self.path.relative_to(self.root.path))
+        return self._rel_text
+
+    @property
     def rel(self) -> PurePath:
-        """The path relative to the input folder (worked out once: the ledger asks often)."""
-        # Discovery builds every path by joining names onto the input folder's,
-        # so cutting the text is enough, and far cheaper than ``relative_to``.
-        path, top = str(self.path), str(self.root.path).rstrip("/")
-        if path.startswith(top) and path[len(top) : len(top) + 1] == "/":
-            return PurePath(path[len(top) + 1 :])
-        return self.path.relative_to(self.root.path)
+        """The path relative to the input folder."""
+        return PurePath(self.rel_text)
 
 
 async def _in_thread(func: Callable[[], R], wait_s: float | None = None) -> R:
@@ -251,7 +285,7 @@ class Discovery:
                 while its size and mtime are unchanged; False if it is gone or
                 should be looked at again.
         """
-        key = str(candidate.path)
+        key = candidate.path_text
         if self._claimed.get(key) is not candidate:
             log.warning("release_unknown", path=key)
             return
@@ -731,7 +765,7 @@ class Discovery:
         tag = self._settler.observe(path, (root, via), size, mtime_ns, time.time())
         if tag is None:
             return fresh, None
-        cand = Candidate(tag[0].spec, Path(path), size, mtime_ns, tag[1])
+        cand = Candidate(tag[0].spec, path, size, mtime_ns, tag[1])
         self._claimed[path] = cand
         return fresh, cand
 
@@ -756,8 +790,8 @@ class Discovery:
         try:
             await self._queue.put(cand)
         except asyncio.CancelledError:
-            self._claimed.pop(str(cand.path), None)
-            self._dirty.discard(str(cand.path))
+            self._claimed.pop(cand.path_text, None)
+            self._dirty.discard(cand.path_text)
             raise
         counter = self._discovered.get((cand.root.name, cand.via))
         if counter is None:
@@ -765,7 +799,7 @@ class Discovery:
             self._discovered[cand.root.name, cand.via] = counter
         counter.inc()
         if logs.enabled("debug"):
-            log.debug("file_discovered", path=str(cand.path), via=cand.via, size=cand.size)
+            log.debug("file_discovered", path=cand.path_text, via=cand.via, size=cand.size)
 
     def _skip(self, reason: str, path: str) -> None:
         self._metrics.skipped_files.labels(reason=reason).inc()

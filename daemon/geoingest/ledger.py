@@ -26,6 +26,7 @@ files answer most of them, the ones whose answer is no, without a query.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -82,17 +83,17 @@ class FileKey:
 
     sha256: str
     source: str
-    path: PurePath
+    path: PurePath | str
     size: int
     mtime_ns: int
 
 
-FileState = tuple[PurePath, int, int]
+FileState = tuple[PurePath | str, int, int]
 """A file's path relative to its input folder, its size and its mtime in nanoseconds."""
 
 
-def _encode(path: PurePath) -> bytes:
-    return bytes(path)
+def _encode(path: PurePath | str) -> bytes:
+    return os.fsencode(path)
 
 
 def _decode(path: bytes) -> PurePath:
@@ -278,8 +279,9 @@ class Ledger:
             f" AND {_DONE}",
             (source, *(_encode(path) for path, _, _ in files), *DONE_STATES),
         ).fetchall()
-        found = {(_decode(path), size, mtime_ns) for path, size, mtime_ns in rows}
-        return found.intersection(files)
+        asked = {(_encode(f[0]), f[1], f[2]): f for f in files}
+        rows = [(bytes(path), size, mtime_ns) for path, size, mtime_ns in rows]
+        return {asked[row] for row in rows if row in asked}
 
     def batches_in(self, state: str) -> list[str]:
         """Names of batches with files in ``state``."""

@@ -184,7 +184,7 @@ class Pipeline:
         At most one query per input folder for the whole chunk, and usually
         none: the ledger's sieve rules out files it has never committed.
         """
-        states = [(c.root.name, (c.rel, c.size, c.mtime_ns)) for c in chunk]
+        states = [(c.root.name, (c.rel_text, c.size, c.mtime_ns)) for c in chunk]
         known: set[tuple[str, FileState]] = set()
         for source in {source for source, _ in states}:
             files = [state for name, state in states if name == source]
@@ -207,7 +207,7 @@ class Pipeline:
 
     def _job(self, candidate: Candidate) -> workers.Job:
         return workers.Job(
-            path=str(candidate.path),
+            path=candidate.path_text,
             size=candidate.size,
             mtime_ns=candidate.mtime_ns,
             precision=self.settings.precision,
