@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 
 from geoingest.batching import Batch, Batcher, FlushPolicy
@@ -119,3 +120,27 @@ def test_batches_commit_one_at_a_time_and_in_order() -> None:
     assert asyncio.run(scenario()) == [
         "start a", "end a", "start b", "end b", "start c", "end c",
     ]  # fmt: skip
+
+
+def test_adding_without_waiting_flushes_exactly_as_adding_does() -> None:
+    rng = random.Random(3)
+    policy = FlushPolicy(max_features=25, max_bytes=400, max_age_s=60)
+    files = [_file(f"f{i}", rng.randint(0, 12), rng.randint(1, 90)) for i in range(300)]
+
+    async def run_now_or_later() -> tuple[list[tuple[int, str]], int]:
+        flushed: list[tuple[int, str]] = []
+
+        async def commit(batch: Batch, trigger: str) -> None:
+            flushed.append((batch.features, trigger))
+
+        batcher, added_now = Batcher(policy, commit), 0
+        for candidate, result in files:
+            if batcher.add_now(candidate, result):
+                added_now += 1
+            else:
+                await batcher.add(candidate, result)
+        return flushed, added_now
+
+    flushed, added_now = asyncio.run(run_now_or_later())
+    assert flushed == asyncio.run(_run(policy, files))
+    assert 0 < added_now < len(files)

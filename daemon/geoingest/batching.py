@@ -150,6 +150,24 @@ class Batcher:
             if trigger:
                 await self._flush_locked(trigger)
 
+    def add_now(
+        self, candidate: Candidate, result: Ingested, spool: SpoolFile | None = None
+    ) -> bool:
+        """Add one file without waiting, if that flushes nothing; say whether it was added.
+
+        A file that would fill the batch or overflow it, or one that comes
+        while a flush holds the lock, is left to :meth:`add`.
+        """
+        batch = self._batch
+        if self._lock.locked() or self.policy.overflow(
+            batch.features, batch.nbytes, result.features, result.nbytes
+        ):
+            return False
+        if self.policy.full(batch.features + result.features, batch.nbytes + result.nbytes):
+            return False
+        batch.add(candidate, result, spool)
+        return True
+
     async def flush(self, trigger: str) -> None:
         """Commit the open batch now, if it holds anything, and wait until all is committed."""
         async with self._lock:

@@ -169,7 +169,8 @@ class Pipeline:
                 if self._commits != as_of:
                     # A batch committed meanwhile, and its hashes are no longer pending.
                     committed, as_of = self._committed_contents(results), self._commits
-                await self._route(candidate, result, committed, spooled)
+                if not self._batch_now(candidate, result, committed, spooled):
+                    await self._route(candidate, result, committed, spooled)
                 self.limiter.release()
                 held -= 1
         finally:
@@ -205,15 +206,9 @@ class Pipeline:
         hashes = [result.sha256 for result in results if isinstance(result, workers.Ingested)]
         return self.ledger.committed_contents(hashes)
 
-    def _job(self, candidate: Candidate) -> workers.Job:
-        return workers.Job(
-            path=candidate.path_text,
-            size=candidate.size,
-            mtime_ns=candidate.mtime_ns,
-            precision=self.settings.precision,
-            max_file_bytes=self.settings.max_file_bytes,
-            output_format=self.settings.output_format,
-        )
+    def _options(self) -> workers.Options:
+        settings = self.settings
+        return workers.Options(settings.precision, settings.max_file_bytes, settings.output_format)
 
     async def _process(
         self, chunk: list[Candidate]
@@ -223,10 +218,10 @@ class Pipeline:
         Returns:
             The results, and the spool file holding their output, if any.
         """
-        jobs = [self._job(candidate) for candidate in chunk]
+        files = [(c.path_text, c.size, c.mtime_ns) for c in chunk]
         path = f"{self._spool_dir}/{os.getpid()}-{next(self._spool_names)}{spool.SUFFIX}"
         try:
-            results = await self._run(self._pool, jobs, path)
+            results = await self._run(self._pool, files, path)
         except BrokenProcessPool:
             spool.discard(path)
         except BaseException:
@@ -236,22 +231,22 @@ class Pipeline:
             spooled = any(isinstance(r, workers.Ingested) and r.spooled for r in results)
             return results, spool.SpoolFile(path) if spooled else None
         alone = [
-            await self._process_alone(candidate, job)
-            for candidate, job in zip(chunk, jobs, strict=True)
+            await self._process_alone(candidate, file)
+            for candidate, file in zip(chunk, files, strict=True)
         ]
         return alone, None
 
     async def _run(
-        self, pool: Pool, jobs: list[workers.Job], spool_path: str = ""
+        self, pool: Pool, files: list[workers.FileRef], spool_path: str = ""
     ) -> list[workers.Result]:
         started = time.perf_counter()
-        results = await pool.submit(jobs, spool_path)
-        per_file_s = (time.perf_counter() - started) / len(jobs)
-        for _ in jobs:
+        results = await pool.submit(files, self._options(), spool_path)
+        per_file_s = (time.perf_counter() - started) / len(files)
+        for _ in files:
             self.metrics.file_processing_duration_seconds.observe(per_file_s)
         return results
 
-    async def _process_alone(self, candidate: Candidate, job: workers.Job) -> workers.Result:
+    async def _process_alone(self, candidate: Candidate, file: workers.FileRef) -> workers.Result:
         """Retry a file that was in a worker when it died, one file at a time.
 
         Every file in flight sees the pool break, so only a death with the file
@@ -262,7 +257,7 @@ class Pipeline:
                 self._isolation_pool = Pool(1)
             for attempt in range(1, WORKER_CRASH_ATTEMPTS + 1):
                 try:
-                    return (await self._run(self._isolation_pool, [job]))[0]
+                    return (await self._run(self._isolation_pool, [file]))[0]
                 except BrokenProcessPool:
                     log.warning("worker_died_on_file", path=candidate.path, attempt=attempt)
         return workers.Rejected(
@@ -272,6 +267,25 @@ class Pipeline:
             pointer="",
             message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file alone",
         )
+
+    def _batch_now(
+        self,
+        candidate: Candidate,
+        result: workers.Result,
+        committed: set[str],
+        spooled: spool.SpoolFile | None,
+    ) -> bool:
+        """Add an ingested file to the open batch at once, if it needs nothing awaited.
+
+        This is the path of nearly every file; :meth:`_route` takes the rest.
+        """
+        if not isinstance(result, workers.Ingested) or self._is_duplicate(result.sha256, committed):
+            return False
+        if not self.batcher.add_now(candidate, result, spooled):
+            return False
+        self.metrics.input_bytes.inc(result.size)
+        self._pending_hashes.add(result.sha256)
+        return True
 
     async def _route(
         self,

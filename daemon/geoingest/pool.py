@@ -41,13 +41,9 @@ def _serve(conn: Connection) -> None:
             return
         if request is None:
             return
-        files, precision, max_file_bytes, output_format, spool_path = request
-        jobs = [
-            workers.Job(path, size, mtime_ns, precision, max_file_bytes, output_format)
-            for path, size, mtime_ns in files
-        ]
+        files, options, spool_path = request
         try:
-            reply: tuple[bool, object] = (True, workers.process_files(jobs, spool_path))
+            reply: tuple[bool, object] = (True, workers.process_chunk(files, options, spool_path))
         except Exception as exc:  # a bug: the chunk fails as if the worker had died
             reply = (False, f"{type(exc).__name__}: {exc}")
         conn.send(reply)
@@ -83,7 +79,7 @@ class Pool:
         return sum(len(worker.pending) for worker in self._workers)
 
     def submit(
-        self, jobs: list[workers.Job], spool_path: str = ""
+        self, files: list[workers.FileRef], options: workers.Options, spool_path: str = ""
     ) -> asyncio.Future[list[workers.Result]]:
         """Send a chunk to the least busy worker; the future holds its results.
 
@@ -94,13 +90,8 @@ class Pool:
             raise BrokenProcessPool("the worker pool is closed")
         worker = min(self._workers, key=lambda w: len(w.pending))
         future: asyncio.Future[list[workers.Result]] = self._loop.create_future()
-        # The settings are the same for every job of a chunk: they travel once.
-        first = jobs[0]
-        files = [(job.path, job.size, job.mtime_ns) for job in jobs]
         try:
-            worker.conn.send(
-                (files, first.precision, first.max_file_bytes, first.output_format, spool_path)
-            )
+            worker.conn.send((files, options, spool_path))
         except OSError:
             self._lost(worker)
             raise BrokenProcessPool("a worker process died") from None
@@ -125,19 +116,21 @@ class Pool:
         return worker
 
     def _on_readable(self, worker: _Worker) -> None:
+        # One answer per call: the loop calls again while the pipe holds more.
+        # A worker writes each answer whole, so the read does not wait long.
         try:
-            while worker.conn.poll():
-                ok, payload = worker.conn.recv()
-                future = worker.pending.popleft()
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(payload)
-                else:
-                    log.error("worker_failed", error=payload)
-                    future.set_exception(BrokenProcessPool(str(payload)))
+            ok, payload = worker.conn.recv()
+            future = worker.pending.popleft()
         except (EOFError, OSError, IndexError):
             self._lost(worker)
+            return
+        if future.done():
+            return
+        if ok:
+            future.set_result(payload)
+        else:
+            log.error("worker_failed", error=payload)
+            future.set_exception(BrokenProcessPool(str(payload)))
 
     def _lost(self, worker: _Worker) -> None:
         """A worker died: fail what it held and start another in its place."""

@@ -133,12 +133,36 @@ def init_worker() -> None:
     gc.set_threshold(100_000, 50, 50)
 
 
-def process_files(jobs: list[Job], spool_path: str = "") -> list[Result]:
-    """Process a chunk of files in one call into the pool.
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What every file of a chunk is processed with."""
 
-    With a ``spool_path``, the output of the whole chunk goes to that new file
-    and each result says where its part lies. If the spool file cannot be
-    written (a full disk, say), the output travels back in the results instead.
+    precision: int
+    max_file_bytes: int
+    output_format: str
+
+
+FileRef = tuple[str, int, int]
+"""A file as a chunk names it: its path, and its size and mtime when it settled."""
+
+
+def process_chunk(files: list[FileRef], options: Options, spool_path: str = "") -> list[Result]:
+    """Process the files of a chunk, one call into a worker for them all."""
+    precision, limit, output_format = (
+        options.precision,
+        options.max_file_bytes,
+        options.output_format,
+    )
+    jobs = [Job(path, size, mtime, precision, limit, output_format) for path, size, mtime in files]
+    return process_files(jobs, spool_path)
+
+
+def process_files(jobs: list[Job], spool_path: str = "") -> list[Result]:
+    """Process a list of files in turn.
+
+    With a ``spool_path``, the output of them all goes to that new file and
+    each result says where its part lies. If the spool file cannot be written
+    (a full disk, say), the output travels back in the results instead.
     """
     results = [process_file(job) for job in jobs]
     if not spool_path or not jobs:
