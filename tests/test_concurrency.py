@@ -42,12 +42,18 @@ def _control(in_flight: int) -> AdaptiveLimit:
     return AdaptiveLimit(limiter, ceiling=40, floor=4)
 
 
-def test_grows_while_more_in_flight_brings_more_throughput() -> None:
-    assert _control(16).next_limit(16, Window(100, 1.0), Window(130, 1.4)) == 20
+def test_doubles_while_more_in_flight_brings_more_throughput() -> None:
+    assert _control(16).next_limit(16, Window(100, 1.0), Window(130, 1.4)) == 32
 
 
 def test_shrinks_when_latency_climbs_without_gain() -> None:
     assert _control(16).next_limit(16, Window(100, 1.0), Window(99, 2.0)) == 12
+
+
+def test_grows_by_a_step_once_it_has_had_to_shrink() -> None:
+    control = _control(16)
+    assert control.next_limit(16, Window(100, 1.0), Window(99, 2.0)) == 12
+    assert control.next_limit(12, Window(99, 2.0), Window(130, 2.1)) == 16
 
 
 def test_stays_within_floor_and_ceiling() -> None:

@@ -1,10 +1,12 @@
 """The limit on files in flight: fixed, or adapted to the storage.
 
 With ``max_concurrency = auto`` the limit follows additive increase and
-multiplicative decrease, the way TCP finds a link's capacity. Once a second
-the controller compares the files finished per second and their mean time in
-flight with the previous second's. While more files in flight bring more
-throughput, the limit grows by a step; when the time in flight rises sharply
+multiplicative decrease, the way TCP finds a link's capacity. Twice a second
+the controller compares the files finished and their mean time in flight with
+the previous period's. While more files in flight bring more throughput, or
+every place is taken, the limit grows: it doubles at first (TCP's slow start,
+so that a short backfill does not end before the limit has grown), and grows
+by a step once it has had to shrink. When the time in flight rises sharply
 without a matching gain in throughput (the storage or the workers are queueing
 rather than working), the limit shrinks by a quarter. The limit never leaves
 ``[floor, ceiling]``, and the ceiling stays well inside the file-descriptor
@@ -18,7 +20,7 @@ import resource
 from collections import deque
 from dataclasses import dataclass
 
-AUTO_START = 16
+AUTO_START = 32
 AUTO_FLOOR = 4
 AUTO_CEILING = 256
 # Descriptors the daemon needs besides the files in flight: the ledger, the
@@ -124,12 +126,13 @@ class AdaptiveLimit:
         floor: The lowest limit allowed.
 
     Example:
-        >>> control = AdaptiveLimit.__new__(AdaptiveLimit)
-        >>> control.floor, control.ceiling, control.step = 4, 256, 4
+        >>> control = AdaptiveLimit(Limiter(16), ceiling=256)
         >>> control.next_limit(16, Window(100, 1.0), Window(120, 1.3))
-        20
-        >>> control.next_limit(20, Window(120, 1.2), Window(121, 3.0))
-        15
+        32
+        >>> control.next_limit(32, Window(120, 1.2), Window(121, 3.0))
+        24
+        >>> control.next_limit(24, Window(121, 3.0), Window(150, 3.1))
+        28
     """
 
     def __init__(self, limiter: Limiter, ceiling: int, floor: int = AUTO_FLOOR) -> None:
@@ -137,6 +140,7 @@ class AdaptiveLimit:
         self.ceiling = ceiling
         self.floor = floor
         self.step = 4
+        self.slow_start = True
         self._window = Window()
 
     def record(self, in_flight_s: float) -> None:
@@ -151,12 +155,14 @@ class AdaptiveLimit:
         gained = current.finished >= previous.finished * 1.02
         slower = current.mean_s() > previous.mean_s() * 1.5
         if slower and not gained:
+            self.slow_start = False
             return max(self.floor, int(limit * 0.75))
         if not gained and self.limiter.in_flight < limit:
             return limit  # not even the current limit is used: nothing to learn
-        return min(self.ceiling, limit + self.step)
+        grown = limit * 2 if self.slow_start else limit + self.step
+        return min(self.ceiling, grown)
 
-    async def run(self, period_s: float = 1.0) -> None:
+    async def run(self, period_s: float = 0.5) -> None:
         """Adjust the limit once a period, forever."""
         previous = Window()
         while True:
