@@ -213,6 +213,9 @@ class Discovery:
         self._settler: Settler[tuple[Root, str]] = Settler(settle_s)
         self._claimed: dict[str, Candidate] = {}
         self._remembered: dict[str, tuple[int, int, int]] = {}
+        # Whether a remembered file was ever forgotten while it may still be in
+        # place: only then can a walk meet a file this run has committed.
+        self.forgot_kept_files = False
         self._epoch = 0
         # Claimed paths that had an event meanwhile, and released ones to look at again.
         self._dirty: set[str] = set()
@@ -391,6 +394,7 @@ class Discovery:
             gone = [k for k, v in self._remembered.items() if v[2] < self._epoch]
             for key in gone:
                 del self._remembered[key]
+            self.forgot_kept_files |= bool(gone)
         log.debug("rescan_finished", reason="periodic", files=found, duration_s=_since(started))
 
     async def _walk(
@@ -687,7 +691,7 @@ class Discovery:
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
-            self._remembered.pop(path, None)
+            self._forget(path)
             self._settler.forget(path)
             return None
         return self._classify(root, path, rel, st, parents)
@@ -829,7 +833,7 @@ class Discovery:
             st = None
         if st is None or not stat.S_ISREG(st.st_mode):
             self._settler.forget(path)
-            self._remembered.pop(path, None)
+            self._forget(path)
             return
         _, cand = self._take(root, path, st.st_size, st.st_mtime_ns, via)
         if cand is not None:
@@ -875,6 +879,12 @@ class Discovery:
         for table in (self._remembered, self._unconfirmed):
             for path in [k for k in table if outside(k)]:
                 del table[path]
+                self.forgot_kept_files |= table is self._remembered
+
+    def _forget(self, path: str) -> None:
+        """Forget a remembered file that is gone, or is no longer a regular file."""
+        if self._remembered.pop(path, None) is not None:
+            self.forgot_kept_files = True
 
 
 def _watcher(wanted: set[str], polling: bool) -> tuple[RustNotify, set[str]]:

@@ -266,6 +266,13 @@ class Ledger:
         ).fetchall()
         return {str(row[0]) for row in rows}
 
+    def holds_committed_files(self) -> bool:
+        """Whether any file is known as committed (or as a duplicate of committed content)."""
+        row = self._reader.execute(
+            f"SELECT EXISTS (SELECT 1 FROM files WHERE {_DONE})", DONE_STATES
+        )
+        return bool(row.fetchone()[0])
+
     def committed_files(self, source: str, files: Collection[FileState]) -> set[FileState]:
         """Return those of ``files`` that are already committed, with this size and mtime."""
         if self._sieves is not None:

@@ -80,6 +80,8 @@ class Pipeline:
         self._pending_hashes: set[str] = set()
         self._commits = 0  # batches committed, so that a chunk sees its look-up go stale
         self._keeps_sources = settings.on_success == "keep"
+        # Files committed before this run, which a walk may meet in place.
+        self._committed_before = self.ledger.holds_committed_files()
         self.totals: Counter[str] = Counter()
         self._processed: dict[tuple[str, str], prometheus_client.Counter] = {}
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -147,8 +149,11 @@ class Pipeline:
     async def _handle(self, chunk: list[Candidate]) -> None:
         # A file the ledger knows as committed (kept in place across a restart)
         # is not read again. Moved and deleted sources are gone once disposed
-        # of, and recovery disposes of any a crash left behind.
-        if self._keeps_sources:
+        # of, and recovery disposes of any a crash left behind. Files this run
+        # committed are remembered by discovery, so on a first ingest (an empty
+        # ledger at the start) the ledger has nothing to say until discovery
+        # forgets one of them.
+        if self._keeps_sources and (self._committed_before or self.discovery.forgot_kept_files):
             chunk = self._unknown(chunk)
         if not chunk:
             return

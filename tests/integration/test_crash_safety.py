@@ -129,6 +129,24 @@ def test_identical_content_under_another_name_is_not_ingested_twice(
     assert_exactly_once(folders.out, doc["features"])
 
 
+def test_a_kept_file_that_leaves_and_comes_back_is_not_ingested_again(
+    folders: Folders, start_daemon: Start
+) -> None:
+    # Content checks off: only the ledger's memory of kept files stands in the way.
+    doc = write(folders.drop / "kept.geojson", collection(random.Random(15), 4))
+    daemon = start_daemon("--dedupe", "none", "--log-level", "debug")
+    daemon.wait_for(lambda: len(output_features(folders.out)) == 4)
+    away = folders.done / "kept.geojson"
+    folders.done.mkdir(exist_ok=True)
+    (folders.drop / "kept.geojson").rename(away)
+    # A reconciliation walk (every 2 s here) misses it, and discovery forgets it.
+    daemon.wait_for(lambda: len(daemon.find("rescan_finished")) >= 2, 20)
+    away.rename(folders.drop / "kept.geojson")  # same size and mtime
+    daemon.wait_for(lambda: len(daemon.find("rescan_finished")) >= 4, 20)
+    assert daemon.stop() == 0
+    assert_exactly_once(folders.out, doc["features"])
+
+
 def test_worker_crash_is_retried_then_quarantined(folders: Folders, start_daemon: Start) -> None:
     rng = random.Random(14)
     good = [write(folders.drop / f"g{i}.geojson", collection(rng, 3)) for i in range(10)]
