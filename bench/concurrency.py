@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpora import count_files, link_tree, warm_page_cache
+from oneshot import byte_compile_geoingest
 from progress import note
 
 _LIMIT = re.compile(rb"^geoingest_concurrency_limit ([0-9.e+]+)$", re.MULTILINE)
@@ -146,6 +147,7 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args()
     settings = [*args.limits.split(","), "auto"]
+    byte_compile_geoingest()
     files = count_files(args.corpus)
     work = Path(tempfile.mkdtemp(prefix="geoingest-concurrency-", dir=args.work_dir))
     runs: list[Run] = []

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from corpora import Corpus, CorpusError, ensure_corpus
-from oneshot import ToolRun, baseline_tools, geoingest_tool, measure
+from oneshot import ToolRun, baseline_tools, byte_compile_geoingest, geoingest_tool, measure
 from progress import note
 from results import EXIT_INTERRUPTED, EXIT_OK, EXIT_SETUP_FAILED, REPO, Measurements, environment
 from watchmode import WatchResult, WatchSettings, measure_watch
@@ -244,6 +244,7 @@ def run_all(args: argparse.Namespace, run_dir: Path) -> Measurements:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and return its exit code; keep the logs unless all went well."""
     args = parse_args(argv)
+    byte_compile_geoingest()
     args.work_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=args.work_dir))
     # SIGTERM interrupts like Ctrl-C, so that every child process is stopped on the way out.

@@ -40,7 +40,7 @@ HEARTBEAT_STALE_AFTER_S = 5.0
 _TEXT = "text/plain; charset=utf-8"
 _CLIENT_TIMEOUT_S = 10.0
 # How often the serving thread checks whether stop() was called.
-_STOP_POLL_S = 0.1
+_STOP_POLL_S = 0.025
 
 _log = structlog.get_logger(__name__)
 

@@ -233,7 +233,7 @@ class Service:
                 await pipeline.batcher.flush("shutdown")
                 if discovery.idle():
                     return
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
 
     async def _drain(
         self,
