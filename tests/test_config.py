@@ -19,7 +19,7 @@ def test_defaults_follow_the_output_folder() -> None:
     assert settings.quarantine_dir == Path("out/.geoingest/quarantine")
     assert (settings.settle_s, settings.max_concurrency, settings.batch_max_features) == (
         1.0,
-        64,
+        256,
         10_000,
     )
     assert settings.metrics_address == ("127.0.0.1", 9611)

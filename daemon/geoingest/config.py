@@ -59,7 +59,7 @@ class Settings:
     settle_s: float = 1.0
     rescan_interval_s: float = 60.0
     force_polling: bool = False
-    max_concurrency: int | str = 64
+    max_concurrency: int | str = 256
     queue_size: int = 1000
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     batch_max_features: int = 10_000
@@ -272,7 +272,7 @@ OPTIONS: tuple[Option, ...] = (
         _to_concurrency,
         "The most files open or in flight at once, or auto to adapt the limit to the "
         "storage's measured latency and throughput.",
-        "64",
+        "256",
         metavar="N|auto",
     ),
     Option(

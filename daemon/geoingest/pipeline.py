@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("geoingest.pipeline")
 
 WORKER_CRASH_ATTEMPTS = 3
-CHUNK_MAX_FILES = 16
+CHUNK_MAX_FILES = 64
 CHUNK_MAX_BYTES = 4 * 1024 * 1024
 
 
