@@ -49,7 +49,7 @@ from geoingest import logs
 from geoingest.config import InputRoot
 from geoingest.metrics import Metrics
 from geoingest.settle import Settler
-from geoingest.walk import DirReader, Entry, Names, Root, folders_of
+from geoingest.walk import Entry, FolderWalk, Names, Root, folders_of
 
 if TYPE_CHECKING:
     pass
@@ -434,36 +434,30 @@ class Discovery:
 
         A folder named like an input file is walked, and yielded as a skip.
         """
-        todo: list[list[str]] = [[top]]
-        while todo:
-            if not todo[-1]:
-                todo.pop()
-                continue
-            folder = todo[-1].pop()
-            if self._watch and folder not in self._watched:
-                self._unwatched.add(folder)
-            reader = DirReader(folder, root.rel(folder) or "", self._names)
-            subdirs: list[str] = []
-            try:
-                while not reader.done:
-                    chunk, read_at = await _in_thread(reader.read), time.monotonic()
-                    for entry in chunk:
+        folders = FolderWalk(top, lambda path: root.rel(path) or "", self._names, shallow=shallow)
+        try:
+            while not folders.done:
+                visits, read_at = await _in_thread(folders.read), time.monotonic()
+                for visit in visits:
+                    if self._watch and visit.folder not in self._watched:
+                        self._unwatched.add(visit.folder)
+                    if visit.error is not None:
+                        self._walk_failed(root, visit.folder, visit.error)
+                    for entry in visit.entries:
                         if entry.kind == "dir":
-                            subdirs.append(entry.path)
                             if self._named_like_a_file(root, entry.path):
                                 yield Entry(entry.path, "not-regular")
                         elif (item := _refresh(entry, read_at)) is not None:
                             yield item
-            except OSError as exc:
-                # A folder removed during the walk is no error; a missing input folder is.
-                vanished = isinstance(exc, FileNotFoundError | NotADirectoryError)
-                if folder == root.top or not vanished:
-                    self._walk_errors += 1
-                    log.warning("walk_failed", path=folder, error=str(exc))
-            finally:
-                reader.close()
-            if not shallow:
-                todo.append(subdirs)
+        finally:
+            folders.close()
+
+    def _walk_failed(self, root: Root, folder: str, exc: OSError) -> None:
+        # A folder removed during the walk is no error; a missing input folder is.
+        vanished = isinstance(exc, FileNotFoundError | NotADirectoryError)
+        if folder == root.top or not vanished:
+            self._walk_errors += 1
+            log.warning("walk_failed", path=folder, error=str(exc))
 
     def _named_like_a_file(self, root: Root, path: str) -> bool:
         """Say whether a folder's name is one an input file would have."""

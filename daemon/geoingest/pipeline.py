@@ -170,10 +170,12 @@ class Pipeline:
                 for _ in chunk:
                     self.adaptive.record(in_flight_s)
             committed, as_of = self._committed_contents(results), self._commits
-            for candidate, result in zip(chunk, results, strict=True):
+            for index, (candidate, result) in enumerate(zip(chunk, results, strict=True)):
                 if self._commits != as_of:
                     # A batch committed meanwhile, and its hashes are no longer pending.
-                    committed, as_of = self._committed_contents(results), self._commits
+                    # (Only the files still to route: the ones routed may be in it.)
+                    committed = self._committed_contents(results[index:])
+                    as_of = self._commits
                 if not self._batch_now(candidate, result, committed, spooled):
                     await self._route(candidate, result, committed, spooled)
                 self.limiter.release()

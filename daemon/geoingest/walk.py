@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -126,6 +126,89 @@ class DirReader:
         if not stat.S_ISREG(st.st_mode):
             return Entry(entry.path, "not-regular")
         return Entry(entry.path, "file", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
+class Visit:
+    """What one trip of a :class:`FolderWalk` read in one folder."""
+
+    folder: str
+    entries: list[Entry]
+    error: OSError | None = None
+
+
+class FolderWalk:
+    """A depth-first walk of one folder tree, read in trips of about a chunk of entries.
+
+    Each :meth:`read` runs in a worker thread and reads on, folder after
+    folder, until it holds a chunk's worth of entries: one trip to the thread
+    for a few hundred entries, rather than one for every small folder. At most
+    one folder is open at a time; a folder too big for one trip is read on in
+    the next.
+
+    Args:
+        top: The folder to start from.
+        rel: The path of a folder relative to its input folder ("" for the input folder).
+        names: Which names are input files and which folders are walked.
+        shallow: Read ``top`` alone, not the folders inside it.
+    """
+
+    def __init__(
+        self, top: str, rel: Callable[[str], str], names: Names, *, shallow: bool = False
+    ) -> None:
+        self._todo: list[list[str]] = [[top]]
+        self._rel, self._names, self._shallow = rel, names, shallow
+        self._reader: DirReader | None = None
+        self._subdirs: list[str] = []
+        self.done = False
+
+    def read(self) -> list[Visit]:
+        """Read on until about a chunk of entries is in hand or the walk is over."""
+        visits: list[Visit] = []
+        seen = 0
+        while seen < _CHUNK:
+            reader = self._reader or self._open_next()
+            if reader is None:
+                self.done = True
+                break
+            visit = Visit(reader.path, [])
+            visits.append(visit)
+            try:
+                visit.entries = reader.read()
+            except OSError as exc:
+                visit.error = exc
+                self._finish_folder(descend=not self._shallow)
+                continue
+            self._subdirs += [entry.path for entry in visit.entries if entry.kind == "dir"]
+            seen += len(visit.entries) + 1
+            if reader.done:
+                self._finish_folder(descend=not self._shallow)
+        return visits
+
+    def close(self) -> None:
+        """Close the open folder; call only while no :meth:`read` is running."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.done = True
+
+    def _open_next(self) -> DirReader | None:
+        while self._todo:
+            if not self._todo[-1]:
+                self._todo.pop()
+                continue
+            folder = self._todo[-1].pop()
+            self._reader = DirReader(folder, self._rel(folder), self._names)
+            return self._reader
+        return None
+
+    def _finish_folder(self, *, descend: bool) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if descend:
+            self._todo.append(self._subdirs)
+        self._subdirs = []
 
 
 def walk(root: InputRoot, names: Names) -> Iterator[Entry]:

@@ -205,6 +205,26 @@ def _drop_before_start(drop: Path, outside: Path, rng: random.Random, dropped: D
         f.truncate(300 * MIB)  # sparse: costs no disk, and must never be read
 
 
+def _wait_for_the_watcher_after_the_backfill(daemon: Daemon, bad: int) -> None:
+    """Wait until the backfill's bad files are in quarantine and the watcher is whole.
+
+    Moving the file whose name is not UTF-8 into quarantine breaks the
+    watcher's batch, and the watcher is rebuilt a second later. Skips that
+    happen in between are found by the rebuild's walk, which does not count
+    them: the late special files must come after it.
+    """
+    daemon.wait_for(lambda: len(daemon.find("file_quarantined")) >= bad, 60)
+    time.sleep(0.3)
+    failures = len(daemon.find("watcher_failed"))
+    daemon.wait_for(
+        lambda: (
+            sum(e["reason"] == "watcher_restart" for e in daemon.find("rescan_finished"))
+            >= failures
+        ),
+        30,
+    )
+
+
 def _drop_while_watching(
     drop: Path, outside: Path, staging: Path, rng: random.Random, dropped: Dropped
 ) -> None:
@@ -257,6 +277,7 @@ def test_a_hostile_drop_folder_costs_only_its_quarantine(
     memory = MemorySampler(daemon.proc.pid)
     try:
         daemon.wait_for_event("watching")
+        _wait_for_the_watcher_after_the_backfill(daemon, len(dropped.bad))
         _drop_while_watching(drop, outside, staging, rng, dropped)
         daemon.wait_for(lambda: len(daemon.find("file_quarantined")) >= len(dropped.bad), 60)
         daemon.wait_for(lambda: len(output_features(folders.out)) >= len(dropped.features), 60)
