@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geoingest.geojson.fused import COMPILED, FAST_DIGITS, FusedPass
+from geoingest.geojson.fused import COMPILED, FAST_DIGITS, FusedPass, count_colons
 from test_geojson_properties import FAST, features
 
 needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled pass is not installed")
@@ -99,3 +99,9 @@ def test_an_install_with_a_c_compiler_uses_the_compiled_pass() -> None:
     ).stdout
     assert COMPILED
     assert "coordinate pass: compiled" in version
+
+
+@needs_compiled
+@given(data=st.binary(max_size=4096) | st.text(alphabet=':{}"ab,', max_size=4096).map(str.encode))
+def test_the_compiled_colon_count_agrees_with_bytes_count(data: bytes) -> None:
+    assert count_colons(data) == data.count(b":")

@@ -497,8 +497,29 @@ error:
     return NULL;
 }
 
+PyDoc_STRVAR(colons_doc,
+"colons(data, /)\n--\n\n"
+"Count the colons in a bytes object: bytes.count(b':'), in a loop the compiler\n"
+"can vectorize (the duplicate-name check counts every document's colons twice).");
+
+static PyObject *
+colons(PyObject *module, PyObject *data)
+{
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "colons() takes bytes");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data), count = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        count += p[i] == ':';
+    }
+    return PyLong_FromSsize_t(count);
+}
+
 static PyMethodDef methods[] = {
     {"collection", (PyCFunction)(void (*)(void))collection, METH_FASTCALL, collection_doc},
+    {"colons", (PyCFunction)colons, METH_O, colons_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -19,6 +19,7 @@ import re
 
 import orjson
 
+from geoingest.geojson.fused import count_colons
 from geoingest.geojson.problems import Problem, child, error
 
 _BOM = b"\xef\xbb\xbf"
@@ -122,7 +123,7 @@ def names_may_repeat(raw: bytes, written: int) -> bool:
     """
     # An upper bound on the escaped colons is enough: too many only costs a scan.
     escaped = raw.count(_ESCAPED_COLON) if b"\\" in raw else 0
-    return raw.count(b":") + escaped > written
+    return count_colons(raw) + escaped > written
 
 
 def repeated_member(raw: bytes) -> Problem | None:

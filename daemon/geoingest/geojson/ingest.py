@@ -31,7 +31,7 @@ from geoingest.geojson.decode import (
     names_may_repeat,
     repeated_member,
 )
-from geoingest.geojson.fused import FusedPass
+from geoingest.geojson.fused import FusedPass, count_colons
 from geoingest.geojson.problems import Problem, antimeridian_warning, child, winding_warning
 from geoingest.geojson.transform import (
     check_precision,
@@ -114,7 +114,7 @@ def _colons_written(doc: dict[str, Any], features: list[bytes]) -> int | None:
     Returns None when a member outside the features nests deeper than orjson
     writes, and the count is unknown.
     """
-    written = b"".join(features).count(b":")
+    written = count_colons(b"".join(features))
     if doc["type"] == "Feature":
         return written
     if doc["type"] != "FeatureCollection":
