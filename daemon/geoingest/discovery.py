@@ -42,14 +42,13 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from prometheus_client import Counter
 from watchfiles._rust_notify import RustNotify
 
 from geoingest import logs
 from geoingest.config import InputRoot
-from geoingest.metrics import Metrics
+from geoingest.metrics import Children, Metrics
 from geoingest.settle import Settler
-from geoingest.walk import Entry, FolderWalk, Names, Root, folders_of
+from geoingest.walk import Entry, FolderWalk, Names, Root, folders_of, relative_text
 
 if TYPE_CHECKING:
     pass
@@ -134,12 +133,8 @@ class Candidate:
         if self._rel_text is None:
             # Discovery builds every path by joining names onto the input
             # folder's, so cutting the text is enough.
-            top = str(self.root.path).rstrip("/")
-            path = self.path_text
-            if path.startswith(top) and path[len(top) : len(top) + 1] == "/":
-                self._rel_text = path[len(top) + 1 :]
-            else:
-                self._rel_text = str(self.path.relative_to(self.root.path))
+            rel = relative_text(self.path_text, str(self.root.path).rstrip("/"))
+            self._rel_text = rel if rel is not None else str(self.path.relative_to(self.root.path))
         return self._rel_text
 
     @property
@@ -240,7 +235,7 @@ class Discovery:
         self._identities_checked = 0.0
         self._events_seen_at = 0.0
         self._walk_errors = 0
-        self._discovered: dict[tuple[str, str], Counter] = {}
+        self._discovered = Children(metrics.files_discovered)
 
     # Lifecycle.
 
@@ -791,11 +786,7 @@ class Discovery:
             self._claimed.pop(cand.path_text, None)
             self._dirty.discard(cand.path_text)
             raise
-        counter = self._discovered.get((cand.root.name, cand.via))
-        if counter is None:
-            counter = self._metrics.files_discovered.labels(source=cand.root.name, via=cand.via)
-            self._discovered[cand.root.name, cand.via] = counter
-        counter.inc()
+        self._discovered(cand.root.name, cand.via).inc()
         if logs.enabled("debug"):
             log.debug("file_discovered", path=cand.path_text, via=cand.via, size=cand.size)
 

@@ -275,20 +275,25 @@ class Ledger:
 
     def committed_files(self, source: str, files: Collection[FileState]) -> set[FileState]:
         """Return those of ``files`` that are already committed, with this size and mtime."""
+        # Each file by its row in the table: the path encoded once, for the sieve,
+        # the query and the answer.
+        asked = {
+            (_encode(path), size, mtime_ns): (path, size, mtime_ns)
+            for path, size, mtime_ns in files
+        }
         if self._sieves is not None:
             sieve = self._sieves[1]
-            files = [f for f in files if _file_key(source, _encode(f[0]), *f[1:]) in sieve]
-        if not files:
+            asked = {row: f for row, f in asked.items() if _file_key(source, *row) in sieve}
+        if not asked:
             return set()
-        marks = ", ".join("?" * len(files))
+        marks = ", ".join("?" * len(asked))
         rows = self._reader.execute(
             f"SELECT path, size, mtime_ns FROM files WHERE source = ? AND path IN ({marks})"
             f" AND {_DONE}",
-            (source, *(_encode(path) for path, _, _ in files), *DONE_STATES),
+            (source, *(path for path, _, _ in asked), *DONE_STATES),
         ).fetchall()
-        asked = {(_encode(f[0]), f[1], f[2]): f for f in files}
-        rows = [(bytes(path), size, mtime_ns) for path, size, mtime_ns in rows]
-        return {asked[row] for row in rows if row in asked}
+        found = [(bytes(path), size, mtime_ns) for path, size, mtime_ns in rows]
+        return {asked[row] for row in found if row in asked}
 
     def batches_in(self, state: str) -> list[str]:
         """Names of batches with files in ``state``."""

@@ -20,7 +20,6 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import prometheus_client
 import structlog
 
 from geoingest import spool, workers
@@ -29,6 +28,7 @@ from geoingest.commits import Committer, file_key
 from geoingest.concurrency import AUTO_START, AdaptiveLimit, Limiter, fd_ceiling
 from geoingest.disposal import dispose
 from geoingest.ledger import FileKey, FileState
+from geoingest.metrics import Children
 from geoingest.pool import Pool
 from geoingest.quarantine import Reason, quarantine
 
@@ -83,7 +83,7 @@ class Pipeline:
         # Files committed before this run, which a walk may meet in place.
         self._committed_before = self.ledger.holds_committed_files()
         self.totals: Counter[str] = Counter()
-        self._processed: dict[tuple[str, str], prometheus_client.Counter] = {}
+        self._processed = Children(metrics.files_processed)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.limiter, self.adaptive = _make_limiter(settings.max_concurrency)
         self._pool = Pool(settings.workers)
@@ -176,8 +176,17 @@ class Pipeline:
                     # (Only the files still to route: the ones routed may be in it.)
                     committed = self._committed_contents(results[index:])
                     as_of = self._commits
-                if not self._batch_now(candidate, result, committed, spooled):
-                    await self._route(candidate, result, committed, spooled)
+                if isinstance(result, workers.Ingested) and not self._is_duplicate(
+                    result.sha256, committed
+                ):
+                    # Nearly every file: into the open batch, with no await unless
+                    # it fills the batch or a flush is under way.
+                    self.metrics.input_bytes.inc(result.size)
+                    self._pending_hashes.add(result.sha256)
+                    if not self.batcher.add_now(candidate, result, spooled):
+                        await self.batcher.add(candidate, result, spooled)
+                else:
+                    await self._route(candidate, result)
                 self.limiter.release()
                 held -= 1
         finally:
@@ -256,8 +265,8 @@ class Pipeline:
     async def _process_alone(self, candidate: Candidate, file: workers.FileRef) -> workers.Result:
         """Retry a file that was in a worker when it died, one file at a time.
 
-        Every file in flight sees the pool break, so only a death with the file
-        alone in a single-worker pool is held against it.
+        Every file of the chunks that worker held sees it die, so only a death
+        with the file alone in a single-worker pool is held against it.
         """
         async with self._isolation_lock:
             if self._isolation_pool is None:
@@ -275,40 +284,12 @@ class Pipeline:
             message=f"a worker process died {WORKER_CRASH_ATTEMPTS} times on this file alone",
         )
 
-    def _batch_now(
-        self,
-        candidate: Candidate,
-        result: workers.Result,
-        committed: set[str],
-        spooled: spool.SpoolFile | None,
-    ) -> bool:
-        """Add an ingested file to the open batch at once, if it needs nothing awaited.
-
-        This is the path of nearly every file; :meth:`_route` takes the rest.
-        """
-        if not isinstance(result, workers.Ingested) or self._is_duplicate(result.sha256, committed):
-            return False
-        if not self.batcher.add_now(candidate, result, spooled):
-            return False
-        self.metrics.input_bytes.inc(result.size)
-        self._pending_hashes.add(result.sha256)
-        return True
-
-    async def _route(
-        self,
-        candidate: Candidate,
-        result: workers.Result,
-        committed: set[str],
-        spooled: spool.SpoolFile | None,
-    ) -> None:
+    async def _route(self, candidate: Candidate, result: workers.Result) -> None:
+        """Route a file that does not go into the batch: a duplicate, a rejection, the rest."""
         match result:
-            case workers.Ingested():
+            case workers.Ingested():  # a duplicate: the others went into the batch
                 self.metrics.input_bytes.inc(result.size)
-                if self._is_duplicate(result.sha256, committed):
-                    await self._drop_duplicate(candidate, result.sha256)
-                    return
-                self._pending_hashes.add(result.sha256)
-                await self.batcher.add(candidate, result, spooled)
+                await self._drop_duplicate(candidate, result.sha256)
             case workers.Rejected():
                 self.metrics.input_bytes.inc(result.size)
                 reason = Reason(result.rule, result.pointer, result.message, result.sha256)
@@ -371,12 +352,7 @@ class Pipeline:
 
     def _finish(self, candidate: Candidate, outcome: str, *, remember: bool) -> None:
         self.totals[outcome] += 1
-        source = candidate.root.name
-        counter = self._processed.get((source, outcome))
-        if counter is None:
-            counter = self.metrics.files_processed.labels(source=source, outcome=outcome)
-            self._processed[source, outcome] = counter
-        counter.inc()
+        self._processed(candidate.root.name, outcome).inc()
         self.discovery.release(candidate, remember=remember)
 
     async def _commit(self, batch: Batch, trigger: str) -> None:

@@ -73,11 +73,6 @@ class Pool:
         self._closed = False
         self._workers = [self._start() for _ in range(size)]
 
-    @property
-    def pending(self) -> int:
-        """Chunks sent to workers and not yet answered."""
-        return sum(len(worker.pending) for worker in self._workers)
-
     def submit(
         self, files: list[workers.FileRef], options: workers.Options, spool_path: str = ""
     ) -> asyncio.Future[list[workers.Result]]:

@@ -67,9 +67,21 @@ class Root:
 
     def rel(self, path: str) -> str | None:
         """Return ``path`` relative to this folder, or None if it is not lexically inside."""
-        if path.startswith(self.top) and path[len(self.top) : len(self.top) + 1] == "/":
-            return path[len(self.top) + 1 :]
-        return None
+        return relative_text(path, self.top)
+
+
+def relative_text(path: str, top: str) -> str | None:
+    """Return ``path`` relative to the folder ``top``, or None if it is not lexically inside.
+
+    Example:
+        >>> relative_text("/srv/drop/a/b.geojson", "/srv/drop")
+        'a/b.geojson'
+        >>> relative_text("/srv/dropx", "/srv/drop") is None
+        True
+    """
+    if path.startswith(top) and path[len(top) : len(top) + 1] == "/":
+        return path[len(top) + 1 :]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,24 +226,21 @@ class FolderWalk:
 def walk(root: InputRoot, names: Names) -> Iterator[Entry]:
     """Yield every entry of one input folder, depth first, one folder open at a time.
 
-    Folders themselves are not yielded; files, skips and their reasons are.
+    Folders themselves are not yielded; files, skips and their reasons are. A
+    folder that vanishes during the walk is passed over; any other error is raised.
     """
     top = Root.of(root)
-    pending = [(top.top, "")]
-    while pending:
-        path, rel = pending.pop()
-        reader = DirReader(path, rel, names)
-        try:
-            while not reader.done:
-                for entry in reader.read():
-                    if entry.kind == "dir":
-                        pending.append((entry.path, entry.path[len(top.top) + 1 :]))
-                    else:
-                        yield entry
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        finally:
-            reader.close()
+    folders = FolderWalk(top.top, lambda path: top.rel(path) or "", names)
+    try:
+        while not folders.done:
+            for visit in folders.read():
+                if visit.error is not None and not isinstance(
+                    visit.error, FileNotFoundError | NotADirectoryError
+                ):
+                    raise visit.error
+                yield from (entry for entry in visit.entries if entry.kind != "dir")
+    finally:
+        folders.close()
 
 
 def folders_of(root: Root, names: Names) -> list[str]:
