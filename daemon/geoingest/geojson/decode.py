@@ -109,7 +109,7 @@ def _may_repeat_a_name(raw: bytes, doc: object) -> bool:
     if not isinstance(doc, dict | list):
         return False
     try:
-        written = orjson.dumps(doc).count(b":")
+        written = count_colons(orjson.dumps(doc))
     except orjson.JSONEncodeError:
         return True  # deeper than orjson writes; the scan decides
     return names_may_repeat(raw, written)

@@ -121,7 +121,7 @@ def _colons_written(doc: dict[str, Any], features: list[bytes]) -> int | None:
         return written - _WRAPPER_COLONS
     shell = {name: value for name, value in doc.items() if name != "features"}
     try:
-        return written + orjson.dumps(shell).count(b":") + 1
+        return written + count_colons(orjson.dumps(shell)) + 1
     except orjson.JSONEncodeError:
         return None
 
